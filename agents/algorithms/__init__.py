@@ -1,0 +1,19 @@
+"""Search algorithms by name; plugins join through the ``evoboard.algorithms`` entry points."""
+
+from __future__ import annotations
+
+from agents.algorithms.base import Algorithm, AlgorithmState
+from agents.algorithms.ga import GA
+from agents.registry import Registry
+
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", "evoboard.algorithms")
+ALGORITHMS.register("ga")(GA)
+
+
+def make(name: str, population: int, options=None) -> Algorithm:
+    """An algorithm for ``population`` members; ``options`` defaults to its own defaults."""
+    cls = ALGORITHMS.get(name)
+    return cls(population, options if options is not None else cls.Options())
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmState", "make"]

@@ -1,0 +1,113 @@
+"""Truncation-selection genetic algorithm with elitism over seed-chain genomes.
+
+Such et al. 2017, "Deep Neuroevolution: Genetic Algorithms Are a Competitive Alternative
+for Training Deep Neural Networks for Reinforcement Learning". Each generation the top T
+members become parents; every child is a uniformly chosen parent plus one mutation seed.
+The top few members are re-evaluated on extra episodes and the best of them is crowned
+elite and copied unchanged into the next generation (a noisy single episode does not crown
+a lucky member).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from agents.algorithms.base import Algorithm, AlgorithmState, draw_seed, rng_from
+from agents.encodings.base import Genome
+
+
+@dataclasses.dataclass
+class GAOptions:
+    """Settings of the genetic algorithm."""
+
+    truncation: int | None = None
+    """Parents kept each generation (top T); default: a quarter of the population, at least 2."""
+    elites: int = 1
+    """Members copied unchanged into the next generation."""
+    elite_candidates: int = 3
+    """Top members re-evaluated on extra episodes before the elites are chosen (0: no re-evaluation)."""
+    elite_episodes: int = 3
+    """Extra episodes each elite candidate is re-evaluated on."""
+
+    def __post_init__(self) -> None:
+        if self.truncation is not None and self.truncation < 1:
+            raise ValueError(f"truncation must be >= 1, got {self.truncation}")
+        if self.elites < 0:
+            raise ValueError(f"elites must be >= 0, got {self.elites}")
+        if self.elite_candidates < 0:
+            raise ValueError(f"elite_candidates must be >= 0, got {self.elite_candidates}")
+        if self.elite_candidates and self.elite_candidates < max(self.elites, 1):
+            raise ValueError(f"elite_candidates ({self.elite_candidates}) must be >= elites ({self.elites})")
+        if self.elite_episodes < 1:
+            raise ValueError(f"elite_episodes must be >= 1, got {self.elite_episodes}")
+
+
+@dataclasses.dataclass
+class GAState(AlgorithmState):
+    population: list[list[int]] = dataclasses.field(default_factory=list)
+    parents: list[list[int]] = dataclasses.field(default_factory=list)
+    elites: list[list[int]] = dataclasses.field(default_factory=list)
+    candidates: list[list[int]] = dataclasses.field(default_factory=list)
+
+
+class GA(Algorithm):
+    name = "ga"
+    Options = GAOptions
+    State = GAState
+
+    def __init__(self, population: int, options: GAOptions):
+        super().__init__(population, options)
+        self.truncation = options.truncation or max(2, population // 4)
+        if self.truncation > population:
+            raise ValueError(f"truncation ({self.truncation}) must be <= population ({population})")
+        if options.elites >= population:
+            raise ValueError(f"elites ({options.elites}) must be < population ({population})")
+        self.n_candidates = min(options.elite_candidates, population)
+        self.reevaluation_episodes = options.elite_episodes
+
+    def init(self, seed: int) -> GAState:
+        rng = np.random.default_rng(seed)
+        population = [[draw_seed(rng)] for _ in range(self.population)]
+        return GAState(generation=0, rng=rng.bit_generator.state, population=population)
+
+    def ask(self, state: GAState) -> tuple[list[Genome], GAState]:
+        if state.generation == 0:
+            return [tuple(g) for g in state.population], state
+        rng = rng_from(state.rng)
+        picks = rng.integers(0, len(state.parents), size=self.population - len(state.elites))
+        children = [[*state.parents[p], draw_seed(rng)] for p in picks]
+        population = [list(e) for e in state.elites] + children
+        state = dataclasses.replace(state, rng=rng.bit_generator.state, population=population)
+        return [tuple(g) for g in population], state
+
+    def tell(self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray) -> GAState:
+        order = rank(fitness)
+        ranked = [list(genomes[i]) for i in order]
+        state = dataclasses.replace(state, generation=state.generation + 1, parents=ranked[: self.truncation])
+        if self.n_candidates:
+            return dataclasses.replace(state, candidates=ranked[: self.n_candidates])
+        best = float(fitness[order[0]])
+        return dataclasses.replace(state, elites=ranked[: self.options.elites], best=ranked[0], best_fitness=best)
+
+    def candidates(self, state: GAState) -> list[Genome]:
+        return [tuple(g) for g in state.candidates]
+
+    def crown(self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray) -> GAState:
+        order = rank(fitness)
+        ranked = [list(genomes[i]) for i in order]
+        return dataclasses.replace(
+            state,
+            elites=ranked[: self.options.elites],
+            best=ranked[0],
+            best_fitness=float(fitness[order[0]]),
+            candidates=[],
+        )
+
+
+def rank(fitness: np.ndarray) -> np.ndarray:
+    """Indices from best to worst; ties keep population order (stable), NaN ranks last."""
+    fitness = np.nan_to_num(np.asarray(fitness, dtype=np.float64), nan=-np.inf)
+    return np.argsort(-fitness, kind="stable")

@@ -1,0 +1,21 @@
+"""Mutation encodings by name; plugins join through the ``evoboard.encodings`` entry points."""
+
+from __future__ import annotations
+
+import torch
+
+from agents.encodings.base import Encoding, Genome, SeedChainEncoding
+from agents.encodings.dense import DenseEncoding
+from agents.registry import Registry
+
+ENCODINGS: Registry[type[Encoding]] = Registry("encoding", "evoboard.encodings")
+ENCODINGS.register("dense")(DenseEncoding)
+
+
+def make(name: str, policy, options=None, device: str | torch.device = "cpu") -> Encoding:
+    """An encoding for ``policy``; ``options`` defaults to the encoding's own defaults."""
+    cls = ENCODINGS.get(name)
+    return cls(policy, options if options is not None else cls.Options(), torch.device(device))
+
+
+__all__ = ["ENCODINGS", "Encoding", "Genome", "SeedChainEncoding", "make"]

@@ -1,0 +1,145 @@
+"""Seed-chain genomes and the encoding contract.
+
+A genome is a seed chain (Such et al. 2017, "Deep Neuroevolution"): the init seed
+followed by one mutation seed per generation of lineage. It costs 4 bytes a link, so it
+crosses process and machine boundaries cheaply and replays exactly. An encoding turns
+genomes into population-batched layer parameters. It keeps the last population's decoded
+search vectors, so a child costs one mutation of its cached parent, and a whole
+population's children mutate in one batched op.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from agents.layers import PopulationParams
+
+Genome = tuple[int, ...]
+SEED_BYTES = 4  # seeds are drawn in [0, 2**31): one uint32 each
+MAX_SEED = 2**31 - 1
+
+
+def noise(seed: int, dims: int, device: torch.device) -> torch.Tensor:
+    """Standard normal vector of ``dims`` from ``seed`` alone (independent of batch and order)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return torch.randn(dims, generator=generator, device=device)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Where one parameter tensor of a layer lives in the flat search vector."""
+
+    layer: str
+    role: str  # "weight", "bias", or an encoding's own (e.g. "U", "V")
+    start: int
+    shape: tuple[int, ...]
+    init_std: float
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+    def view(self, z: torch.Tensor) -> torch.Tensor:
+        """This block of a population's search vectors: z (P, D) -> (P, *shape), a view."""
+        return z[:, self.start : self.stop].reshape(z.shape[0], *self.shape)
+
+
+def layout(shapes: Sequence[tuple[str, str, tuple[int, ...], float]]) -> tuple[list[Block], int]:
+    """Pack (layer, role, shape, init std) tensors back to back; returns blocks and total size."""
+    blocks, start = [], 0
+    for layer, role, shape, std in shapes:
+        block = Block(layer, role, start, tuple(shape), std)
+        blocks.append(block)
+        start = block.stop
+    return blocks, start
+
+
+class Encoding(ABC):
+    """Genomes -> population-batched parameters for one policy. Subclass ``SeedChainEncoding``."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+
+    search_dims: int
+
+    @abstractmethod
+    def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
+        """Parameters for every genome, population first."""
+
+    def genome_bytes(self, genome: Genome) -> int:
+        return SEED_BYTES * len(genome)
+
+
+class SeedChainEncoding(Encoding):
+    """A search vector z of ``search_dims`` per member, built from a seed chain.
+
+    Subclasses say how to initialise z from a seed, how to mutate a batch of parents,
+    and how to view z as layer parameters; caching, batching and replay live here.
+    """
+
+    def __init__(self, policy, options, device: torch.device):
+        self.policy, self.options, self.device = policy, options, torch.device(device)
+        self.blocks, self.search_dims = layout(self.tensor_shapes())
+        self._cache: dict[Genome, torch.Tensor] = {}  # the last two decodes
+        self._last: dict[Genome, torch.Tensor] = {}
+
+    @abstractmethod
+    def tensor_shapes(self) -> list[tuple[str, str, tuple[int, ...], float]]:
+        """(layer, role, shape, init std) of every evolved tensor, in search-vector order."""
+
+    @abstractmethod
+    def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        """Children of ``parents`` (C, D), one per seed: (C, D)."""
+
+    @abstractmethod
+    def to_params(self, z: torch.Tensor) -> PopulationParams:
+        """Layer parameters viewing the search vectors z (P, D)."""
+
+    def init_vector(self, seed: int) -> torch.Tensor:
+        """A member's initial search vector: each block ~ N(0, its init std), zero when std is 0."""
+        scale = torch.zeros(self.search_dims, device=self.device)
+        for block in self.blocks:
+            scale[block.start : block.stop] = block.init_std
+        return noise(seed, self.search_dims, self.device) * scale
+
+    def vector(self, genome: Genome) -> torch.Tensor:
+        """Replay a genome from its seeds alone (slow path; used on cache misses)."""
+        if genome in self._cache:
+            return self._cache[genome]
+        if len(genome) == 1:
+            return self.init_vector(genome[0])
+        return self.mutate(self.vector(genome[:-1]).unsqueeze(0), genome[-1:])[0]
+
+    def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
+        genomes = [tuple(g) for g in genomes]
+        rows: list[torch.Tensor | None] = [self._cache.get(g) for g in genomes]
+        # Children of cached (or replayed) parents: one batched mutation for all of them.
+        todo = [i for i, row in enumerate(rows) if row is None and len(genomes[i]) > 1]
+        if todo:
+            parents = torch.stack([self.vector(genomes[i][:-1]) for i in todo])  # (C, D)
+            children = self.mutate(parents, [genomes[i][-1] for i in todo])
+            for k, i in enumerate(todo):
+                rows[i] = children[k]
+        for i, row in enumerate(rows):
+            if row is None:
+                rows[i] = self.init_vector(genomes[i][0])
+        z = torch.stack(rows)  # (P, D)
+        # Keep the last two decodes: the next population's parents come from the last
+        # population even when the elite candidates were decoded after it.
+        decoded = {g: z[i] for i, g in enumerate(genomes)}
+        self._cache = {**self._last, **decoded}
+        self._last = decoded
+        return self.to_params(z)

@@ -1,0 +1,92 @@
+"""The task contract: evaluate a whole population, with early termination, and say what it cost.
+
+A task sees the policy only as ``act(members, obs) -> actions``, a callable on batched
+observations of the members still running, so ``envs`` never imports ``agents``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+Act = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(member index per row (A,), observations (A, ...)) -> actions (A, ...)."""
+
+
+@dataclass
+class EpisodeOptions:
+    """Episode budget and early-termination rules; every task family has these."""
+
+    episodes: int = 1
+    """Episodes per member per generation (fitness is their mean return)."""
+    max_steps: int | None = None
+    """Env steps per episode at most; default: the task's own time limit."""
+    patience: int | None = None
+    """Cut an episode after this many steps in a row without positive reward (off when unset)."""
+    elite_margin: float | None = None
+    """Cut an episode whose running return falls this far below the last elite's at the same step (off when unset)."""
+    max_envs: int = 256
+    """Environments stepped side by side; further (member, episode) jobs wait and take freed slots."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.elite_margin is not None and self.elite_margin < 0:
+            raise ValueError(f"elite_margin must be >= 0, got {self.elite_margin}")
+        if self.max_envs < 1:
+            raise ValueError(f"max_envs must be >= 1, got {self.max_envs}")
+
+
+@dataclass
+class Evaluation:
+    """Per-member results of one population evaluation and what it cost."""
+
+    fitness: np.ndarray  # (P,) mean return over episodes
+    returns: np.ndarray  # (P, E)
+    steps: np.ndarray  # (P, E) env steps taken
+    cut: np.ndarray  # (P, E) True where an early-termination rule stopped the episode
+    frames: int  # frames used (env steps x frames per step)
+    frames_saved: int  # frames the cut episodes had left under the step budget
+    member_forwards: int  # one per member per step it was still running
+    best_trace: np.ndarray | None = None  # running return of the best member's first episode, per step
+
+    @property
+    def members(self) -> int:
+        return len(self.fitness)
+
+
+class Task(ABC):
+    """A benchmark task: its spaces, its evaluation, and how its final score is read."""
+
+    Options: ClassVar[type[EpisodeOptions]] = EpisodeOptions
+    score_kind: ClassVar[str] = "return"
+    """What ``score`` returns: return, human_normalized, bits_per_char or accuracy."""
+    frames_per_step: ClassVar[int] = 1
+
+    def __init__(self, task_id: str, options: EpisodeOptions):
+        self.id, self.options = task_id, options
+
+    observation_space: gym.Space
+    action_space: gym.Space
+
+    @abstractmethod
+    def evaluate(
+        self, act: Act, members: int, seeds: Sequence[int], elite_trace: np.ndarray | None = None
+    ) -> Evaluation:
+        """Run ``members`` x ``len(seeds)`` episodes (episode e of every member uses ``seeds[e]``)."""
+
+    def score(self, returns: np.ndarray) -> float:
+        """The leaderboard's final score from held-out episode returns (higher is better)."""
+        return float(np.mean(returns))
+
+    def close(self) -> None:
+        """Release simulators and threads."""

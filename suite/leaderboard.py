@@ -1,0 +1,95 @@
+"""The leaderboard CSV: one row per finished run, schema fixed by contract.
+
+Appends are safe when several runs finish at once: a file lock serialises writers and
+each write goes to a temporary file that replaces the CSV in one rename, so readers
+never see half a file. A file with the wrong columns or a broken line is reported with
+its line number and never overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock
+
+COLUMNS = [
+    "run_id", "created_at", "evoboard_version", "git_sha", "task", "encoding", "algorithm", "policy",
+    "population", "generations", "seed", "device", "search_dims", "genome_bytes", "best_fitness",
+    "final_score", "score_kind", "frames", "frames_saved", "member_forwards", "wall_s", "frames_per_s", "config",
+]  # fmt: skip
+LOWER_IS_BETTER = {"bits_per_char"}
+FILENAME = "leaderboard.csv"
+
+
+class LeaderboardError(ValueError):
+    """The leaderboard file exists but is not a valid evoboard leaderboard."""
+
+
+def path_in(out_dir: str | Path) -> Path:
+    return Path(out_dir) / FILENAME
+
+
+def read(out_dir: str | Path) -> pd.DataFrame:
+    """All rows, schema-checked; an empty frame with the schema if there is no file yet."""
+    path = path_in(out_dir)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    check_file(path)
+    return pd.read_csv(path, dtype={"run_id": str, "git_sha": str, "config": str})
+
+
+def check_file(path: Path) -> None:
+    """Raise LeaderboardError naming the first line that breaks the schema."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != COLUMNS:
+            raise LeaderboardError(f"{path}: line 1 has columns {header}, expected the evoboard schema {COLUMNS}")
+        for row in reader:
+            if len(row) != len(COLUMNS):
+                raise LeaderboardError(f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(COLUMNS)}")
+
+
+def append(out_dir: str | Path, row: dict[str, Any]) -> Path:
+    """Add one row atomically (lock, write a temp file, rename); returns the CSV path."""
+    missing = [c for c in COLUMNS if c not in row]
+    if missing:
+        raise ValueError(f"leaderboard row lacks {missing}")
+    path = path_in(out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        rows = read(out_dir)
+        new = pd.DataFrame([{c: row[c] for c in COLUMNS}], columns=COLUMNS)
+        table = new if rows.empty else pd.concat([rows, new], ignore_index=True)
+        write_atomic(path, table)
+    return path
+
+
+def write_atomic(path: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` as CSV to a temp file beside ``path``, then rename over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            table.to_csv(f, index=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows ranked within each task by final_score, in the direction its score kind needs."""
+    if table.empty:
+        return table.assign(rank=pd.Series(dtype=int))
+    lower = table["score_kind"].isin(LOWER_IS_BETTER)
+    key = table["final_score"].where(lower, -table["final_score"])
+    table = table.assign(_key=key).sort_values(["task", "_key"], kind="stable")
+    table["rank"] = table.groupby("task").cumcount() + 1
+    return table.drop(columns="_key")

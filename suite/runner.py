@@ -1,0 +1,261 @@
+"""The one loop: ask, decode, evaluate, tell (and crown), log, checkpoint; then score and report.
+
+Every random draw follows from the spec's seed: the algorithm's RNG is seeded once, and
+episode seeds are derived from (seed, stream, generation), so the same spec on the same
+device gives the same history and leaderboard row, also after a resume.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+import envs
+from agents import PopulationActor, policy_for
+from agents import algorithms as algorithm_registry
+from agents import encodings as encoding_registry
+from suite import __version__, leaderboard
+from suite.rundir import RunDir
+from suite.settings import UsageError
+from suite.spec import ResolvedSpec, RunSpec, resolve
+
+TRAIN, ELITE, TEST = 0, 1, 2  # episode-seed streams: never share an episode between them
+TIMING_COLUMNS = ["wall_s", "t_ask", "t_decode", "t_evaluate", "t_elite", "frames_per_s"]
+
+
+def episode_seeds(seed: int, stream: int, generation: int, count: int) -> list[int]:
+    """Env seeds for one evaluation: the same for every member (a fair comparison)."""
+    return [int(s) for s in np.random.SeedSequence([seed, stream, generation]).generate_state(count)]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but torch sees no CUDA device; use --device cpu or auto")
+    return torch.device(name)
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def new_run_id(spec: RunSpec) -> str:
+    """Unique and readable: time, task, encoding, algorithm, seed, a random suffix."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    task = spec.task.replace("/", "-")
+    return f"{stamp}-{task}-{spec.encoding}-{spec.algorithm}-s{spec.seed}-{uuid.uuid4().hex[:6]}"
+
+
+class Reporter(Protocol):
+    """Receives one history row per generation (the CLI draws a progress bar from it)."""
+
+    def __call__(self, row: dict[str, Any], total: int) -> None: ...
+
+
+@dataclass
+class Totals:
+    frames: int = 0
+    frames_saved: int = 0
+    member_forwards: int = 0
+    wall_s: float = 0.0
+
+
+class Run:
+    """One run of a resolved spec in ``out_dir``: built fully before anything is written."""
+
+    def __init__(self, resolved: ResolvedSpec, out_dir: str | Path, reporter: Reporter | None = None):
+        self.resolved, self.spec = resolved, resolved.spec
+        self.out_dir = Path(out_dir)
+        self.reporter = reporter
+        self.device = resolve_device(self.spec.device)
+        if resolved.runner.threads:
+            torch.set_num_threads(resolved.runner.threads)
+        try:
+            self.task = envs.make(self.spec.task, resolved.task)
+            self.policy = policy_for(self.task.observation_space, self.task.action_space, resolved.policy)
+            self.encoding = encoding_registry.make(self.spec.encoding, self.policy, resolved.encoding, self.device)
+            self.algorithm = algorithm_registry.make(self.spec.algorithm, self.spec.population, resolved.algorithm)
+        except (ValueError, ImportError) as err:
+            raise UsageError(str(err)) from None
+        self.run_dir: RunDir | None = None
+        self.state = self.algorithm.init(self.spec.seed)
+        self.generation = 0
+        self.elite_trace: np.ndarray | None = None
+        self.history: list[dict[str, Any]] = []
+        self.totals = Totals()
+        self.best_fitness = float("-inf")
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run every remaining generation, then score the elite and append the leaderboard row."""
+        if self.run_dir is None:
+            self.run_dir = RunDir(self.out_dir / "runs" / new_run_id(self.spec))
+            self.run_dir.create(self.resolved.config())
+        try:
+            while self.generation < self.spec.generations:
+                self.step()
+            return self.finish()
+        finally:
+            self.task.close()
+
+    def step(self) -> dict[str, Any]:
+        """One generation: ask, decode, evaluate, tell, crown, log, checkpoint."""
+        gen, t0 = self.generation, time.perf_counter()
+        genomes, state = self.algorithm.ask(self.state)
+        t1 = time.perf_counter()
+        params = self.encoding.decode(genomes)
+        t2 = time.perf_counter()
+        seeds = episode_seeds(self.spec.seed, TRAIN, gen, self.resolved.task.episodes)
+        ev = self.task.evaluate(
+            PopulationActor(self.policy, params, self.device), len(genomes), seeds, self.elite_trace
+        )
+        fitness = np.where(np.isfinite(ev.fitness), ev.fitness, -np.inf)
+        state = self.algorithm.tell(state, genomes, fitness)
+        t3 = time.perf_counter()
+        frames, forwards = ev.frames, ev.member_forwards
+        candidates = self.algorithm.candidates(state)
+        if candidates:
+            seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
+            actor = PopulationActor(self.policy, self.encoding.decode(candidates), self.device)
+            extra = self.task.evaluate(actor, len(candidates), seeds)
+            state = self.algorithm.crown(state, candidates, extra.fitness)
+            frames, forwards = frames + extra.frames, forwards + extra.member_forwards
+        t4 = time.perf_counter()
+
+        self.state, self.generation = state, gen + 1
+        if ev.best_trace is not None:
+            self.elite_trace = ev.best_trace
+        self.best_fitness = max(self.best_fitness, float(fitness.max()))
+        self.totals.frames += frames
+        self.totals.frames_saved += ev.frames_saved
+        self.totals.member_forwards += forwards
+        self.totals.wall_s += t4 - t0
+        row = {
+            "generation": gen,
+            "best_fitness": float(fitness.max()),
+            "mean_fitness": float(np.mean(fitness[np.isfinite(fitness)])) if np.isfinite(fitness).any() else -np.inf,
+            "median_fitness": float(np.median(fitness)),
+            "elite_fitness": float(state.best_fitness),
+            "frames": frames,
+            "frames_saved": ev.frames_saved,
+            "cut_episodes": int(ev.cut.sum()),
+            "failed_members": int((~np.isfinite(ev.fitness)).sum()),
+            "member_forwards": forwards,
+            "total_frames": self.totals.frames,
+            "wall_s": t4 - t0,
+            "t_ask": t1 - t0,
+            "t_decode": t2 - t1,
+            "t_evaluate": t3 - t2,
+            "t_elite": t4 - t3,
+            "frames_per_s": frames / max(t4 - t0, 1e-9),
+        }
+        self.history.append(row)
+        self.run_dir.write_history(self.history)
+        self.run_dir.write_checkpoint(self.checkpoint())
+        if self.reporter:
+            self.reporter(row, self.spec.generations)
+        return row
+
+    def finish(self) -> dict[str, Any]:
+        """Score the final elite on held-out episodes and append the leaderboard row (once)."""
+        t0 = time.perf_counter()
+        best = self.algorithm.best(self.state)
+        seeds = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
+        actor = PopulationActor(self.policy, self.encoding.decode([best]), self.device)
+        final = self.task.evaluate(actor, 1, seeds)
+        self.totals.frames += final.frames
+        self.totals.member_forwards += final.member_forwards
+        self.totals.wall_s += time.perf_counter() - t0
+        row = self.leaderboard_row(best, self.task.score(final.returns[0]))
+        if not (leaderboard.read(self.out_dir)["run_id"] == row["run_id"]).any():
+            leaderboard.append(self.out_dir, row)
+        self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
+        return row
+
+    def leaderboard_row(self, best: tuple[int, ...], final_score: float) -> dict[str, Any]:
+        policy = self.resolved.policy
+        return {
+            "run_id": self.run_dir.path.name,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "evoboard_version": __version__,
+            "git_sha": git_sha(),
+            "task": self.spec.task,
+            "encoding": self.spec.encoding,
+            "algorithm": self.spec.algorithm,
+            "policy": f"{self.spec.policy}({','.join(map(str, policy.hidden))},{policy.activation})",
+            "population": self.spec.population,
+            "generations": self.spec.generations,
+            "seed": self.spec.seed,
+            "device": self.device.type,
+            "search_dims": self.encoding.search_dims,
+            "genome_bytes": self.encoding.genome_bytes(best),
+            "best_fitness": self.best_fitness,
+            "final_score": final_score,
+            "score_kind": self.task.score_kind,
+            "frames": self.totals.frames,
+            "frames_saved": self.totals.frames_saved,
+            "member_forwards": self.totals.member_forwards,
+            "wall_s": round(self.totals.wall_s, 3),
+            "frames_per_s": round(self.totals.frames / max(self.totals.wall_s, 1e-9), 1),
+            "config": self.resolved.config_json(),
+        }
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "algorithm": self.state.to_json(),
+            "elite_trace": None if self.elite_trace is None else self.elite_trace.tolist(),
+            "best_fitness": self.best_fitness,
+            "totals": vars(self.totals).copy(),
+            "history": self.history,
+        }
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, reporter: Reporter | None = None) -> Run:
+        """Rebuild a run from its folder and continue after its last complete generation."""
+        folder = RunDir(run_dir)
+        if not folder.spec_path.exists():
+            raise UsageError(f"{folder.path} is not a run folder (no spec.json)")
+        config = folder.read_spec()
+        settings = {k: v for part in config["settings"].values() for k, v in part.items()}
+        spec = RunSpec(**{**{k: v for k, v in config.items() if k != "settings"}, "settings": settings})
+        run = cls(resolve(spec), folder.path.parent.parent, reporter)
+        run.run_dir = folder
+        saved = folder.read_checkpoint()
+        if saved and saved.get("finished"):
+            raise UsageError(
+                f"run {folder.path.name} already finished; its row is in {run.out_dir / 'leaderboard.csv'}"
+            )
+        if saved:
+            run.generation = saved["generation"]
+            run.state = run.algorithm.state_from_json(saved["algorithm"])
+            run.elite_trace = None if saved["elite_trace"] is None else np.asarray(saved["elite_trace"])
+            run.best_fitness = saved["best_fitness"]
+            run.totals = Totals(**saved["totals"])
+            run.history = saved["history"]
+        return run
+
+
+def run_spec(spec: RunSpec, out_dir: str | Path = "results", reporter: Reporter | None = None) -> dict[str, Any]:
+    """Validate, run and report one spec; returns its leaderboard row."""
+    return Run(resolve(spec), out_dir, reporter).run()

@@ -1,0 +1,144 @@
+"""RunSpec: what a run is, validated in full before any work starts.
+
+The CLI's ``--set KEY=VALUE`` pairs are split among the components that own them (task,
+policy, encoding, algorithm, runner): each key must belong to exactly one, is converted to
+the type that component declares and checked by it. The resolved spec, every default
+filled in, is what ``spec.json`` and the leaderboard's ``config`` column store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import envs
+from agents.algorithms import ALGORITHMS
+from agents.encodings import ENCODINGS
+from agents.policies import MLPOptions
+from suite.settings import UsageError, build_options, option_names, options_dict, unknown_message
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunnerOptions:
+    """Settings of the run loop itself."""
+
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice)."""
+    eval_episodes: int = 5
+    """Held-out episodes the final elite is scored on for ``final_score``."""
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+
+
+@dataclass
+class RunSpec:
+    """One run: the task, the agent (policy, encoding, algorithm), the budget and the seed."""
+
+    task: str
+    encoding: str = "dense"
+    algorithm: str = "ga"
+    population: int = 32
+    generations: int = 10
+    seed: int = 0
+    device: str = "auto"
+    policy: str = "mlp"
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Raw ``--set`` values by key; resolved into the option sets below."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ResolvedSpec:
+    """A validated spec with every component's options built."""
+
+    spec: RunSpec
+    task: Any
+    policy: MLPOptions
+    encoding: Any
+    algorithm: Any
+    runner: RunnerOptions
+
+    def config(self) -> dict[str, Any]:
+        """The full spec, defaults included: enough to repeat the run."""
+        base = self.spec.to_json()
+        base.pop("settings")
+        base["settings"] = {
+            "task": options_dict(self.task),
+            "policy": options_dict(self.policy),
+            "encoding": options_dict(self.encoding),
+            "algorithm": options_dict(self.algorithm),
+            "runner": options_dict(self.runner),
+        }
+        return base
+
+    def config_json(self) -> str:
+        return json.dumps(self.config(), sort_keys=True)
+
+
+def lookup(registry_names: list[str], kind: str, name: str, get):
+    try:
+        return get(name)
+    except KeyError:
+        raise UsageError(unknown_message(kind, name, registry_names)) from None
+
+
+def resolve(spec: RunSpec) -> ResolvedSpec:
+    """Check every name, number and setting of ``spec``; raise UsageError on the first problem."""
+    if spec.population < 2:
+        raise UsageError(f"population must be >= 2, got {spec.population}")
+    if spec.generations < 1:
+        raise UsageError(f"generations must be >= 1, got {spec.generations}")
+    if spec.seed < 0:
+        raise UsageError(f"seed must be >= 0, got {spec.seed}")
+    if spec.device not in DEVICES:
+        raise UsageError(f"unknown device {spec.device!r}; valid: {', '.join(DEVICES)}")
+    if spec.policy != "mlp":
+        raise UsageError(unknown_message("policy", spec.policy, ["mlp"]))
+    entry = lookup(envs.names(), "task", spec.task, envs.resolve)
+    try:
+        task_options_cls = entry.load().Options
+    except ImportError as err:
+        raise UsageError(
+            f"task {spec.task} needs a missing package ({err.name}): pip install 'evoboard[all]'"
+        ) from None
+    encoding_cls = lookup(ENCODINGS.names(), "encoding", spec.encoding, ENCODINGS.get)
+    algorithm_cls = lookup(ALGORITHMS.names(), "algorithm", spec.algorithm, ALGORITHMS.get)
+
+    owners = {
+        "task": task_options_cls,
+        "policy": MLPOptions,
+        "encoding": encoding_cls.Options,
+        "algorithm": algorithm_cls.Options,
+        "runner": RunnerOptions,
+    }
+    split: dict[str, dict[str, Any]] = {part: {} for part in owners}
+    split["task"].update(entry.defaults)
+    valid = sorted({name for cls in owners.values() for name in option_names(cls)})
+    for key, value in spec.settings.items():
+        part = next((p for p, cls in owners.items() if key in option_names(cls)), None)
+        if part is None:
+            raise UsageError(unknown_message("--set key", key, valid))
+        split[part][key] = value
+    built = {part: build_options(cls, split[part]) for part, cls in owners.items()}
+    return ResolvedSpec(spec=spec, **built)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """``["sigma=0.1", ...]`` -> ``{"sigma": "0.1"}``; a pair without ``=`` is a UsageError."""
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE, got {pair!r}")
+        settings[key.strip()] = value.strip()
+    return settings
