@@ -1,26 +1,90 @@
-"""Population-batched parameter forms and the layer API that dispatches on them.
+"""Layer specs, population-batched parameter forms, and the layer API that dispatches on them.
 
-Every tensor carries the population first: a layer's parameters for P members are
-one object, and its forward runs all P members in one batched call. A policy calls
-``linear(x, p)``; the form ``p`` decides how (dense stacked matmul here; encodings add
-factorized, low-rank-perturbed or sparse forms as new classes without touching any
-policy).
+A policy describes its layers with ``LayerSpec`` (so an encoding can decide how to store
+and mutate each tensor) and runs its forward through ``linear``, ``conv2d``, ``embedding``
+and ``layer_norm``. Each of those calls a method of the parameter *form* it is given:
+dense forms live here; encodings add factorized, low-rank-perturbed or sparse forms as new
+classes without touching any policy. Every tensor carries the population first, and every
+form runs all P members in one batched call.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+
+KINDS = ("linear", "conv2d", "embedding", "norm")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One evolved tensor of a layer and its initial distribution N(mean, std^2)."""
+
+    role: str  # "weight" or "bias"
+    shape: tuple[int, ...]
+    std: float
+    mean: float = 0.0
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A layer's kind and shape. Linear/conv: features or channels in and out; embedding:
+    vocabulary in, width out; norm: width in and out. ``std`` overrides the weight init scale."""
+
+    name: str
+    kind: str
+    in_features: int
+    out_features: int
+    kernel: int = 1
+    stride: int = 1
+    std: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"layer kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features * self.kernel * self.kernel if self.kind == "conv2d" else self.in_features
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        if self.kind == "conv2d":
+            return (self.out_features, self.in_features, self.kernel, self.kernel)
+        if self.kind == "embedding":
+            return (self.in_features, self.out_features)
+        if self.kind == "norm":
+            return (self.out_features,)
+        return (self.out_features, self.in_features)
+
+    @property
+    def matrix_shape(self) -> tuple[int, int] | None:
+        """The weight as a matrix (conv kernels as (out, in*k*k)); None for norms."""
+        if self.kind == "norm":
+            return None
+        rows = self.weight_shape[0]
+        return (rows, math.prod(self.weight_shape) // rows)
+
+    def tensors(self) -> list[TensorSpec]:
+        """Every tensor of the layer with its init: LeCun-normal weights, zero biases, unit norms."""
+        if self.kind == "norm":
+            return [TensorSpec("weight", (self.out_features,), 0.0, 1.0), TensorSpec("bias", (self.out_features,), 0.0)]
+        std = self.std if self.std is not None else 1.0 / math.sqrt(self.fan_in)
+        weight = TensorSpec("weight", self.weight_shape, std)
+        if self.kind == "embedding":
+            return [weight]
+        return [weight, TensorSpec("bias", (self.out_features,), 0.0)]
 
 
 class LayerParams(ABC):
-    """One layer's parameters for a whole population: members along dim 0."""
+    """One layer's parameters for a whole population: members along dim 0.
 
-    @abstractmethod
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply as an affine layer: x (P, N, in) -> (P, N, out)."""
+    A form implements the forwards its layer kind needs; the rest say so clearly.
+    """
 
     @abstractmethod
     def select(self, members: torch.Tensor) -> LayerParams:
@@ -29,6 +93,26 @@ class LayerParams(ABC):
     @abstractmethod
     def __len__(self) -> int:
         """Population size P."""
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """x (P, N, in) -> (P, N, out)."""
+        raise TypeError(f"{type(self).__name__} has no linear forward")
+
+    def conv2d(self, x: torch.Tensor) -> torch.Tensor:
+        """x (P, N, C, H, W) -> (P, N, out, H', W')."""
+        raise TypeError(f"{type(self).__name__} has no conv2d forward")
+
+    def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (P, N, T) integer -> (P, N, T, width)."""
+        raise TypeError(f"{type(self).__name__} has no embedding forward")
+
+    def layer_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """x (P, ..., width) -> same shape, normalised over the last dim."""
+        raise TypeError(f"{type(self).__name__} has no layer_norm forward")
+
+
+def _select(tensors: dict[str, torch.Tensor], members: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {k: v[members] for k, v in tensors.items()}
 
 
 @dataclass(frozen=True)
@@ -42,15 +126,102 @@ class DenseLinear(LayerParams):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
     def select(self, members: torch.Tensor) -> DenseLinear:
-        return DenseLinear(self.weight[members], self.bias[members])
+        return DenseLinear(**_select(vars(self), members))
 
     def __len__(self) -> int:
         return self.weight.shape[0]
 
 
+@dataclass(frozen=True)
+class DenseConv2d(LayerParams):
+    """Dense kernels (P, out, in, k, k): P distinct members as one grouped convolution."""
+
+    weight: torch.Tensor  # (P, out, in, k, k)
+    bias: torch.Tensor  # (P, out)
+    stride: int = 1
+
+    def conv2d(self, x: torch.Tensor) -> torch.Tensor:
+        p, n, c, h, w = x.shape
+        out = self.weight.shape[1]
+        grouped = x.transpose(0, 1).reshape(n, p * c, h, w)  # members side by side as channel groups
+        y = F.conv2d(grouped, self.weight.reshape(p * out, *self.weight.shape[2:]), self.bias.reshape(-1),
+                     stride=self.stride, groups=p)  # fmt: skip
+        return y.reshape(n, p, out, *y.shape[-2:]).transpose(0, 1)
+
+    def select(self, members: torch.Tensor) -> DenseConv2d:
+        return DenseConv2d(self.weight[members], self.bias[members], self.stride)
+
+    def __len__(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass(frozen=True)
+class DenseEmbedding(LayerParams):
+    """A token table (P, vocab, width) per member, looked up for all members at once."""
+
+    weight: torch.Tensor  # (P, vocab, width)
+
+    def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        p, n, t = tokens.shape
+        rows = tokens.reshape(p, n * t, 1).expand(-1, -1, self.weight.shape[-1])
+        return torch.gather(self.weight, 1, rows).reshape(p, n, t, -1)
+
+    def select(self, members: torch.Tensor) -> DenseEmbedding:
+        return DenseEmbedding(self.weight[members])
+
+    def __len__(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass(frozen=True)
+class DenseNorm(LayerParams):
+    """LayerNorm gain and bias (P, width) per member."""
+
+    weight: torch.Tensor  # (P, width)
+    bias: torch.Tensor  # (P, width)
+    eps: float = 1e-5
+
+    def layer_norm(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        normed = F.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return normed * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def select(self, members: torch.Tensor) -> DenseNorm:
+        return DenseNorm(self.weight[members], self.bias[members], self.eps)
+
+    def __len__(self) -> int:
+        return self.weight.shape[0]
+
+
+def dense_form(layer: LayerSpec, tensors: dict[str, torch.Tensor]) -> LayerParams:
+    """The dense form of ``layer`` from its tensors by role, each (P, *shape)."""
+    if layer.kind == "linear":
+        return DenseLinear(tensors["weight"], tensors["bias"])
+    if layer.kind == "conv2d":
+        return DenseConv2d(tensors["weight"], tensors["bias"], layer.stride)
+    if layer.kind == "embedding":
+        return DenseEmbedding(tensors["weight"])
+    return DenseNorm(tensors["weight"], tensors["bias"])
+
+
 def linear(x: torch.Tensor, params: LayerParams) -> torch.Tensor:
     """Affine layer for every member at once: x (P, N, in) -> (P, N, out)."""
     return params.linear(x)
+
+
+def conv2d(x: torch.Tensor, params: LayerParams) -> torch.Tensor:
+    """Convolution for every member at once: x (P, N, C, H, W) -> (P, N, out, H', W')."""
+    return params.conv2d(x)
+
+
+def embedding(tokens: torch.Tensor, params: LayerParams) -> torch.Tensor:
+    """Token lookup for every member at once: tokens (P, N, T) -> (P, N, T, width)."""
+    return params.embedding(tokens)
+
+
+def layer_norm(x: torch.Tensor, params: LayerParams) -> torch.Tensor:
+    """LayerNorm for every member at once over the last dim of x (P, ..., width)."""
+    return params.layer_norm(x)
 
 
 class PopulationParams(dict[str, LayerParams]):

@@ -1,41 +1,50 @@
-"""Policies written once against the layer API, for Box and Discrete action spaces.
+"""Policies written once against the layer API, chosen by name, and the actor tasks call.
 
-A policy describes its layers (``LayerSpec``) so an encoding can decide how to store
-and mutate them, and runs a population forward on whatever forms the encoding
-produced. ``PopulationActor`` turns a policy plus decoded parameters into the plain
-callable a task sees: (member indices, observations) -> actions.
+A policy lists its layers (``LayerSpec``) so an encoding can decide how to store and mutate
+them, and maps a batch of observations to actions for every member through whatever
+parameter forms the encoding produced. ``PopulationActor`` turns a policy plus decoded
+parameters into the plain callable a task sees: (member indices, observations) -> actions.
+New policies (Nature CNN, char transformer, plugins) register in ``POLICIES``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.layers import PopulationParams, linear
+from agents.layers import LayerSpec, PopulationParams, linear
+from agents.registry import Registry
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """A linear layer's shape; ``fan_in`` sets its initial scale."""
+class Policy(ABC):
+    """A population-batched network for one task's spaces."""
 
-    name: str
-    in_features: int
-    out_features: int
+    name: ClassVar[str]
+    Options: ClassVar[type]
+    layers: tuple[LayerSpec, ...]
 
-    @property
-    def weight_shape(self) -> tuple[int, int]:
-        return (self.out_features, self.in_features)
+    @classmethod
+    @abstractmethod
+    def for_spaces(cls, observation_space: gym.Space, action_space: gym.Space, options) -> Policy:
+        """The network for these spaces; raise ValueError if it cannot serve them."""
 
-    @property
-    def init_std(self) -> float:
-        """LeCun-normal scale, 1/sqrt(fan_in): keeps tanh/relu activations O(1)."""
-        return 1.0 / math.sqrt(self.in_features)
+    @abstractmethod
+    def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
+        """One observation per member, obs (P, *obs_shape) -> actions (P, ...), in one forward."""
+
+    def describe(self) -> str:
+        """Short description for the leaderboard's ``policy`` column."""
+        return self.name
+
+
+POLICIES: Registry[type[Policy]] = Registry("policy", "evoboard.policies")
 
 
 @dataclass
@@ -55,34 +64,39 @@ class MLPOptions:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
 
 
-@dataclass
-class MLPPolicy:
-    """MLP from a flat observation to action logits (Discrete) or a squashed action (Box)."""
+@POLICIES.register("mlp")
+class MLPPolicy(Policy):
+    """MLP from a flat observation to action logits (Discrete: argmax) or a tanh-squashed Box action."""
 
-    obs_dim: int
-    action_space: gym.Space
-    options: MLPOptions = field(default_factory=MLPOptions)
-    name: str = "mlp"
+    name = "mlp"
+    Options = MLPOptions
 
-    def __post_init__(self) -> None:
-        if isinstance(self.action_space, gym.spaces.Discrete):
-            out = int(self.action_space.n)
-        elif isinstance(self.action_space, gym.spaces.Box):
-            out = int(np.prod(self.action_space.shape))
-            low, high = self.action_space.low.ravel(), self.action_space.high.ravel()
-            bounded = bool(np.all(np.isfinite(low)) and np.all(np.isfinite(high)))
-            # Box actions: tanh-squashed into [low, high] when bounded, raw otherwise.
-            self._low = torch.as_tensor(low, dtype=torch.float32) if bounded else None
-            self._high = torch.as_tensor(high, dtype=torch.float32) if bounded else None
+    def __init__(self, obs_dim: int, action_space: gym.Space, options: MLPOptions | None = None):
+        self.obs_dim, self.action_space = obs_dim, action_space
+        self.options = options or MLPOptions()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self._low = self._high = None
+        if self.discrete:
+            out = int(action_space.n)
+        elif isinstance(action_space, gym.spaces.Box):
+            out = int(np.prod(action_space.shape))
+            low, high = action_space.low.ravel(), action_space.high.ravel()
+            if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):  # else: raw outputs
+                self._low = torch.as_tensor(low, dtype=torch.float32)
+                self._high = torch.as_tensor(high, dtype=torch.float32)
         else:
-            raise ValueError(f"MLP policy needs a Discrete or Box action space, got {self.action_space}")
-        widths = (self.obs_dim, *self.options.hidden, out)
-        self.layers = tuple(LayerSpec(f"fc{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)))
+            raise ValueError(f"the MLP policy needs a Discrete or Box action space, got {action_space}")
+        widths = (obs_dim, *self.options.hidden, out)
+        self.layers = tuple(
+            LayerSpec(f"fc{i}", "linear", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False))
+        )
         self._act = ACTIVATIONS[self.options.activation]
 
-    @property
-    def discrete(self) -> bool:
-        return isinstance(self.action_space, gym.spaces.Discrete)
+    @classmethod
+    def for_spaces(cls, observation_space, action_space, options=None) -> MLPPolicy:
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ValueError(f"the MLP policy needs Box observations, got {observation_space}")
+        return cls(int(np.prod(observation_space.shape)), action_space, options)
 
     def forward(self, params: PopulationParams, x: torch.Tensor) -> torch.Tensor:
         """Network output for every member: x (P, N, obs_dim) -> (P, N, out)."""
@@ -91,45 +105,45 @@ class MLPPolicy:
             x = self._act(linear(x, params[layer.name]))
         return linear(x, params[last.name])
 
-    def actions(self, output: torch.Tensor) -> torch.Tensor:
-        """Map network output (..., out) to env actions: argmax or squashed box."""
+    def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.reshape(obs.shape[0], 1, -1).to(torch.float32)  # (P, 1, obs_dim)
+        out = self.forward(params, x)[:, 0]  # (P, out)
         if self.discrete:
-            return output.argmax(-1)
+            return out.argmax(-1)
         if self._low is None:
-            return output
-        low, high = self._low.to(output.device), self._high.to(output.device)
-        return low + (torch.tanh(output) + 1.0) * 0.5 * (high - low)
+            return out
+        low, high = self._low.to(out.device), self._high.to(out.device)
+        return low + (torch.tanh(out) + 1.0) * 0.5 * (high - low)
+
+    def describe(self) -> str:
+        return f"mlp({','.join(map(str, self.options.hidden))},{self.options.activation})"
 
 
-POLICIES = {"mlp": (MLPPolicy, MLPOptions)}
-
-
-def policy_for(observation_space: gym.Space, action_space: gym.Space, options: MLPOptions | None = None) -> MLPPolicy:
-    """The policy network for a task's spaces (flat Box observations -> MLP)."""
-    if not isinstance(observation_space, gym.spaces.Box):
-        raise ValueError(f"MLP policy needs Box observations, got {observation_space}")
-    return MLPPolicy(int(np.prod(observation_space.shape)), action_space, options or MLPOptions())
+def make_policy(name: str, observation_space: gym.Space, action_space: gym.Space, options=None) -> Policy:
+    """The named policy for a task's spaces; ``options`` defaults to the policy's own."""
+    cls = POLICIES.get(name)
+    return cls.for_spaces(observation_space, action_space, options if options is not None else cls.Options())
 
 
 class PopulationActor:
     """The callable a task steps with: (member indices, obs batch) -> actions, one forward.
 
     Finished members leave the batch, so the active set shrinks over an episode. Gathering
-    the active members' parameters costs a copy of their weights; it is done only when the
-    active set changes (rarely: at episode ends), not every step.
+    the active members' parameters copies their weights; it is done only when the active
+    set changes (at episode ends), not every step. Numpy in gives numpy out (env actions);
+    a tensor in gives a tensor out (tasks that stay on the device).
     """
 
-    def __init__(self, policy: MLPPolicy, params: PopulationParams, device: torch.device):
+    def __init__(self, policy: Policy, params: PopulationParams, device: torch.device):
         self.policy, self.params, self.device = policy, params, device
         self._members: np.ndarray | None = None
         self._active: PopulationParams | None = None
 
-    def __call__(self, members: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, members: np.ndarray, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        members = np.asarray(members)
         if self._members is None or not np.array_equal(members, self._members):
             self._members = members.copy()
-            index = torch.as_tensor(members, device=self.device)
-            self._active = self.params.select(index)
-        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(len(members), 1, -1)
+            self._active = self.params.select(torch.as_tensor(members, device=self.device))
         with torch.inference_mode():
-            out = self.policy.forward(self._active, x)  # (A, 1, out)
-            return self.policy.actions(out[:, 0]).cpu().numpy()
+            actions = self.policy.act(self._active, torch.as_tensor(obs, device=self.device))
+        return actions if isinstance(obs, torch.Tensor) else actions.cpu().numpy()

@@ -71,6 +71,8 @@ class Task(ABC):
     score_kind: ClassVar[str] = "return"
     """What ``score`` returns: return, human_normalized, bits_per_char or accuracy."""
     frames_per_step: ClassVar[int] = 1
+    default_policy: ClassVar[str] = "mlp"
+    """The policy a run uses unless its spec names another."""
 
     def __init__(self, task_id: str, options: EpisodeOptions):
         self.id, self.options = task_id, options
@@ -85,8 +87,17 @@ class Task(ABC):
         """Run ``members`` x ``len(seeds)`` episodes (episode e of every member uses ``seeds[e]``)."""
 
     def score(self, returns: np.ndarray) -> float:
-        """The leaderboard's final score from held-out episode returns (higher is better)."""
+        """The leaderboard's final score from held-out episode returns."""
         return float(np.mean(returns))
+
+    def final_score(self, act: Act, seeds: Sequence[int]) -> tuple[float, Evaluation]:
+        """Score one member (the final elite) on held-out episodes ``seeds``.
+
+        Tasks whose final score is not a mean return over episodes (validation bits per
+        character, test accuracy) override this.
+        """
+        evaluation = self.evaluate(act, 1, seeds)
+        return self.score(evaluation.returns[0]), evaluation
 
     def close(self) -> None:
         """Release simulators and threads."""

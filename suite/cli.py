@@ -14,6 +14,7 @@ from pathlib import Path
 import envs
 from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
+from agents.policies import POLICIES
 from suite import leaderboard
 from suite.benches import SUITES
 from suite.progress import progress_reporter
@@ -37,12 +38,13 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("list", help="list tasks, encodings, algorithms or suites")
-    p.add_argument("what", choices=["tasks", "encodings", "algorithms", "suites"])
+    p.add_argument("what", choices=["tasks", "encodings", "algorithms", "policies", "suites"])
 
     p = sub.add_parser("run", help="run one spec and append its leaderboard row")
     p.add_argument("--task", required=True)
     p.add_argument("--encoding", default="dense")
     p.add_argument("--algorithm", default="ga")
+    p.add_argument("--policy", help="policy network (default: the task's own)")
     p.add_argument("--population", type=int, default=32)
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -86,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         for suite in SUITES.values():
             print(f"{suite.name:16s} {len(suite.specs)} runs: {suite.description}")
     else:
-        registry = ENCODINGS if args.what == "encodings" else ALGORITHMS
+        registry = {"encodings": ENCODINGS, "algorithms": ALGORITHMS, "policies": POLICIES}[args.what]
         for name in registry.names():
             doc = (registry.get(name).__doc__ or "").strip().splitlines()
             print(f"{name:16s} {doc[0] if doc else ''}")
@@ -98,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         task=args.task,
         encoding=args.encoding,
         algorithm=args.algorithm,
+        policy=args.policy,
         population=args.population,
         generations=args.generations,
         seed=args.seed,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import envs
-from agents import PopulationActor, policy_for
+from agents import PopulationActor, make_policy
 from agents import algorithms as algorithm_registry
 from agents import encodings as encoding_registry
 from suite import __version__, leaderboard
@@ -91,7 +91,9 @@ class Run:
             torch.set_num_threads(resolved.runner.threads)
         try:
             self.task = envs.make(self.spec.task, resolved.task)
-            self.policy = policy_for(self.task.observation_space, self.task.action_space, resolved.policy)
+            self.policy = make_policy(
+                self.spec.policy, self.task.observation_space, self.task.action_space, resolved.policy
+            )
             self.encoding = encoding_registry.make(self.spec.encoding, self.policy, resolved.encoding, self.device)
             self.algorithm = algorithm_registry.make(self.spec.algorithm, self.spec.population, resolved.algorithm)
         except (ValueError, ImportError) as err:
@@ -181,18 +183,17 @@ class Run:
         best = self.algorithm.best(self.state)
         seeds = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
         actor = PopulationActor(self.policy, self.encoding.decode([best]), self.device)
-        final = self.task.evaluate(actor, 1, seeds)
+        score, final = self.task.final_score(actor, seeds)
         self.totals.frames += final.frames
         self.totals.member_forwards += final.member_forwards
         self.totals.wall_s += time.perf_counter() - t0
-        row = self.leaderboard_row(best, self.task.score(final.returns[0]))
+        row = self.leaderboard_row(best, score)
         if not (leaderboard.read(self.out_dir)["run_id"] == row["run_id"]).any():
             leaderboard.append(self.out_dir, row)
         self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
         return row
 
     def leaderboard_row(self, best: tuple[int, ...], final_score: float) -> dict[str, Any]:
-        policy = self.resolved.policy
         return {
             "run_id": self.run_dir.path.name,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -201,7 +202,7 @@ class Run:
             "task": self.spec.task,
             "encoding": self.spec.encoding,
             "algorithm": self.spec.algorithm,
-            "policy": f"{self.spec.policy}({','.join(map(str, policy.hidden))},{policy.activation})",
+            "policy": self.policy.describe(),
             "population": self.spec.population,
             "generations": self.spec.generations,
             "seed": self.spec.seed,

@@ -16,7 +16,7 @@ from typing import Any
 import envs
 from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
-from agents.policies import MLPOptions
+from agents.policies import POLICIES
 from suite.settings import UsageError, build_options, option_names, options_dict, unknown_message
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -49,7 +49,8 @@ class RunSpec:
     generations: int = 10
     seed: int = 0
     device: str = "auto"
-    policy: str = "mlp"
+    policy: str | None = None
+    """Policy network; default: the task's own (an MLP for control tasks)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Raw ``--set`` values by key; resolved into the option sets below."""
 
@@ -63,7 +64,7 @@ class ResolvedSpec:
 
     spec: RunSpec
     task: Any
-    policy: MLPOptions
+    policy: Any
     encoding: Any
     algorithm: Any
     runner: RunnerOptions
@@ -102,21 +103,22 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
         raise UsageError(f"seed must be >= 0, got {spec.seed}")
     if spec.device not in DEVICES:
         raise UsageError(f"unknown device {spec.device!r}; valid: {', '.join(DEVICES)}")
-    if spec.policy != "mlp":
-        raise UsageError(unknown_message("policy", spec.policy, ["mlp"]))
     entry = lookup(envs.names(), "task", spec.task, envs.resolve)
     try:
-        task_options_cls = entry.load().Options
+        task_cls = entry.load()
     except ImportError as err:
         raise UsageError(
             f"task {spec.task} needs a missing package ({err.name}): pip install 'evoboard[all]'"
         ) from None
+    if spec.policy is None:
+        spec = dataclasses.replace(spec, policy=task_cls.default_policy)
+    policy_cls = lookup(POLICIES.names(), "policy", spec.policy, POLICIES.get)
     encoding_cls = lookup(ENCODINGS.names(), "encoding", spec.encoding, ENCODINGS.get)
     algorithm_cls = lookup(ALGORITHMS.names(), "algorithm", spec.algorithm, ALGORITHMS.get)
 
     owners = {
-        "task": task_options_cls,
-        "policy": MLPOptions,
+        "task": task_cls.Options,
+        "policy": policy_cls.Options,
         "encoding": encoding_cls.Options,
         "algorithm": algorithm_cls.Options,
         "runner": RunnerOptions,

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import torch
 
-from agents.layers import PopulationParams
+from agents.layers import PopulationParams, TensorSpec
 
 Genome = tuple[int, ...]
 SEED_BYTES = 4  # seeds are drawn in [0, 2**31): one uint32 each
@@ -33,13 +33,14 @@ def noise(seed: int, dims: int, device: torch.device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Block:
-    """Where one parameter tensor of a layer lives in the flat search vector."""
+    """Where one evolved tensor of a layer lives in the flat search vector, and its init."""
 
     layer: str
     role: str  # "weight", "bias", or an encoding's own (e.g. "U", "V")
     start: int
     shape: tuple[int, ...]
-    init_std: float
+    std: float
+    mean: float = 0.0
 
     @property
     def size(self) -> int:
@@ -57,14 +58,22 @@ class Block:
         return z[:, self.start : self.stop].reshape(z.shape[0], *self.shape)
 
 
-def layout(shapes: Sequence[tuple[str, str, tuple[int, ...], float]]) -> tuple[list[Block], int]:
-    """Pack (layer, role, shape, init std) tensors back to back; returns blocks and total size."""
+def layout(tensors: Sequence[tuple[str, TensorSpec]]) -> tuple[list[Block], int]:
+    """Pack (layer name, tensor) pairs back to back; returns their blocks and the total size."""
     blocks, start = [], 0
-    for layer, role, shape, std in shapes:
-        block = Block(layer, role, start, tuple(shape), std)
+    for layer, t in tensors:
+        block = Block(layer, t.role, start, tuple(t.shape), t.std, t.mean)
         blocks.append(block)
         start = block.stop
     return blocks, start
+
+
+def block_views(blocks: Sequence[Block], z: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """Views of z (P, D) by layer name, then role: each (P, *shape)."""
+    views: dict[str, dict[str, torch.Tensor]] = {}
+    for block in blocks:
+        views.setdefault(block.layer, {})[block.role] = block.view(z)
+    return views
 
 
 class Encoding(ABC):
@@ -93,12 +102,13 @@ class SeedChainEncoding(Encoding):
     def __init__(self, policy, options, device: torch.device):
         self.policy, self.options, self.device = policy, options, torch.device(device)
         self.blocks, self.search_dims = layout(self.tensor_shapes())
+        self._init_scale, self._init_shift = self._init_affine()
         self._cache: dict[Genome, torch.Tensor] = {}  # the last two decodes
         self._last: dict[Genome, torch.Tensor] = {}
 
     @abstractmethod
-    def tensor_shapes(self) -> list[tuple[str, str, tuple[int, ...], float]]:
-        """(layer, role, shape, init std) of every evolved tensor, in search-vector order."""
+    def tensor_shapes(self) -> list[tuple[str, TensorSpec]]:
+        """(layer name, tensor) of every evolved tensor, in search-vector order."""
 
     @abstractmethod
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -108,12 +118,17 @@ class SeedChainEncoding(Encoding):
     def to_params(self, z: torch.Tensor) -> PopulationParams:
         """Layer parameters viewing the search vectors z (P, D)."""
 
-    def init_vector(self, seed: int) -> torch.Tensor:
-        """A member's initial search vector: each block ~ N(0, its init std), zero when std is 0."""
+    def _init_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.zeros(self.search_dims, device=self.device)
+        shift = torch.zeros(self.search_dims, device=self.device)
         for block in self.blocks:
-            scale[block.start : block.stop] = block.init_std
-        return noise(seed, self.search_dims, self.device) * scale
+            scale[block.start : block.stop] = block.std
+            shift[block.start : block.stop] = block.mean
+        return scale, shift
+
+    def init_vector(self, seed: int) -> torch.Tensor:
+        """A member's initial search vector: each block ~ N(its mean, its std^2)."""
+        return torch.addcmul(self._init_shift, noise(seed, self.search_dims, self.device), self._init_scale)
 
     def vector(self, genome: Genome) -> torch.Tensor:
         """Replay a genome from its seeds alone (slow path; used on cache misses)."""

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import SeedChainEncoding, noise
-from agents.layers import DenseLinear, PopulationParams
+from agents.encodings.base import SeedChainEncoding, block_views, noise
+from agents.layers import PopulationParams, dense_form
 
 
 @dataclass
@@ -33,21 +33,12 @@ class DenseEncoding(SeedChainEncoding):
     Options = DenseOptions
 
     def tensor_shapes(self):
-        shapes = []
-        for layer in self.policy.layers:
-            shapes.append((layer.name, "weight", layer.weight_shape, layer.init_std))
-            shapes.append((layer.name, "bias", (layer.out_features,), 0.0))
-        return shapes
+        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
         eps = torch.stack([noise(s, self.search_dims, self.device) for s in seeds])  # (C, D)
         return parents + self.options.sigma * eps
 
     def to_params(self, z: torch.Tensor) -> PopulationParams:
-        views = {(b.layer, b.role): b.view(z) for b in self.blocks}
-        return PopulationParams(
-            {
-                layer.name: DenseLinear(views[layer.name, "weight"], views[layer.name, "bias"])
-                for layer in self.policy.layers
-            }
-        )
+        views = block_views(self.blocks, z)
+        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
