@@ -87,8 +87,7 @@ class Run:
         self.out_dir = Path(out_dir)
         self.reporter = reporter
         self.device = resolve_device(self.spec.device)
-        if resolved.runner.threads:
-            torch.set_num_threads(resolved.runner.threads)
+        torch.set_num_threads(resolved.runner.threads)
         try:
             self.task = envs.make(self.spec.task, resolved.task)
             self.policy = make_policy(

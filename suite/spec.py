@@ -26,13 +26,14 @@ DEVICES = ("auto", "cpu", "cuda")
 class RunnerOptions:
     """Settings of the run loop itself."""
 
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice)."""
+    threads: int = 1
+    """torch intra-op threads. 1 by default: on 2 cores a second torch thread contends with the
+    env loop (HalfCheetah P=64 evaluation measured 0.96x the raw env with 1 thread, 0.14x with 2)."""
     eval_episodes: int = 5
     """Held-out episodes the final elite is scored on for ``final_score``."""
 
     def __post_init__(self) -> None:
-        if self.threads is not None and self.threads < 1:
+        if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.eval_episodes < 1:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")

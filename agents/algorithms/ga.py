@@ -28,7 +28,8 @@ class GAOptions:
     elites: int = 1
     """Members copied unchanged into the next generation."""
     elite_candidates: int = 3
-    """Top members re-evaluated on extra episodes before the elites are chosen (0: no re-evaluation)."""
+    """Top members re-evaluated on extra episodes before the elites are chosen (raised to at least
+    ``elites``; 0: no re-evaluation, the generation's best are the elites)."""
     elite_episodes: int = 3
     """Extra episodes each elite candidate is re-evaluated on."""
 
@@ -39,8 +40,6 @@ class GAOptions:
             raise ValueError(f"elites must be >= 0, got {self.elites}")
         if self.elite_candidates < 0:
             raise ValueError(f"elite_candidates must be >= 0, got {self.elite_candidates}")
-        if self.elite_candidates and self.elite_candidates < max(self.elites, 1):
-            raise ValueError(f"elite_candidates ({self.elite_candidates}) must be >= elites ({self.elites})")
         if self.elite_episodes < 1:
             raise ValueError(f"elite_episodes must be >= 1, got {self.elite_episodes}")
 
@@ -65,7 +64,9 @@ class GA(Algorithm):
             raise ValueError(f"truncation ({self.truncation}) must be <= population ({population})")
         if options.elites >= population:
             raise ValueError(f"elites ({options.elites}) must be < population ({population})")
-        self.n_candidates = min(options.elite_candidates, population)
+        self.n_candidates = (
+            min(max(options.elite_candidates, options.elites), population) if options.elite_candidates else 0
+        )
         self.reevaluation_episodes = options.elite_episodes
 
     def init(self, seed: int) -> GAState:
@@ -109,5 +110,6 @@ class GA(Algorithm):
 
 def rank(fitness: np.ndarray) -> np.ndarray:
     """Indices from best to worst; ties keep population order (stable), NaN ranks last."""
-    fitness = np.nan_to_num(np.asarray(fitness, dtype=np.float64), nan=-np.inf)
+    fitness = np.asarray(fitness, dtype=np.float64)
+    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
     return np.argsort(-fitness, kind="stable")

@@ -1,0 +1,72 @@
+"""--set parsing: types, did-you-mean, and one owner per key."""
+
+from __future__ import annotations
+
+import pytest
+
+import envs
+from agents.algorithms import ALGORITHMS
+from agents.encodings import ENCODINGS
+from agents.policies import POLICIES
+from suite.settings import UsageError, option_names, parse_value
+from suite.spec import RunnerOptions, RunSpec, parse_sets, resolve
+
+
+@pytest.mark.parametrize(
+    "text, annotation, expected",
+    [
+        ("3", int, 3),
+        ("1e3", int, 1000),
+        ("0.5", float, 0.5),
+        ("2", float, 2.0),
+        ("yes", bool, True),
+        ("off", bool, False),
+        ("none", int | None, None),
+        ("7", int | None, 7),
+        ("32,32", tuple[int, ...], (32, 32)),
+        ("(8 16)", tuple[int, ...], (8, 16)),
+        ("relu", str, "relu"),
+    ],
+)
+def test_parse_value_converts_cli_strings(text, annotation, expected):
+    assert parse_value("key", text, annotation) == expected
+
+
+@pytest.mark.parametrize("text, annotation", [("abc", int), ("1.5", int), ("maybe", bool), ("x", float)])
+def test_parse_value_rejects_wrong_types(text, annotation):
+    with pytest.raises(UsageError, match="key"):
+        parse_value("key", text, annotation)
+
+
+def test_every_set_key_has_exactly_one_owner_kind():
+    kinds = {
+        "task": {n for t in envs.names() for n in option_names(envs.resolve(t).load().Options)},
+        "policy": {n for p in POLICIES.names() for n in option_names(POLICIES.get(p).Options)},
+        "encoding": {n for e in ENCODINGS.names() for n in option_names(ENCODINGS.get(e).Options)},
+        "algorithm": {n for a in ALGORITHMS.names() for n in option_names(ALGORITHMS.get(a).Options)},
+        "runner": set(option_names(RunnerOptions)),
+    }
+    for a in kinds:
+        for b in kinds:
+            if a < b:
+                assert not kinds[a] & kinds[b], f"{a} and {b} both declare {kinds[a] & kinds[b]}"
+
+
+def test_resolve_routes_keys_and_fills_defaults():
+    resolved = resolve(RunSpec("CartPole-v1", settings={"sigma": "0.1", "hidden": "8,8", "episodes": "2"}))
+    assert resolved.encoding.sigma == 0.1 and resolved.policy.hidden == (8, 8) and resolved.task.episodes == 2
+    assert resolved.task.max_steps == 500  # the registry's standard budget
+    assert resolved.spec.policy == "mlp"  # the task's default policy
+    config = resolved.config()
+    assert config["settings"]["algorithm"]["elites"] == 1
+
+
+def test_unknown_key_suggests_the_closest():
+    with pytest.raises(UsageError, match=r"unknown --set key 'sigm' \(did you mean 'sigma'\?\)"):
+        resolve(RunSpec("CartPole-v1", settings={"sigm": "1"}))
+
+
+def test_parse_sets_needs_key_and_value():
+    assert parse_sets(["a=1", "b = x=y"]) == {"a": "1", "b": "x=y"}
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_sets(["sigma"])
