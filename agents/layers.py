@@ -110,6 +110,10 @@ class LayerParams(ABC):
         """x (P, ..., width) -> same shape, normalised over the last dim."""
         raise TypeError(f"{type(self).__name__} has no layer_norm forward")
 
+    def materialize(self) -> LayerParams:
+        """The same members as a dense form (each member's full weights): for checks and export."""
+        return self
+
 
 def _select(tensors: dict[str, torch.Tensor], members: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: v[members] for k, v in tensors.items()}

@@ -108,8 +108,8 @@ class MLPPolicy(Policy):
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
         x = obs.reshape(obs.shape[0], 1, -1).to(torch.float32)  # (P, 1, obs_dim)
         out = self.forward(params, x)[:, 0]  # (P, out)
-        if self.discrete:
-            return out.argmax(-1)
+        if self.discrete:  # -1 (an invalid action) flags a member whose output is not finite
+            return torch.where(out.isfinite().all(-1), out.argmax(-1), -1)
         if self._low is None:
             return out
         low, high = self._low.to(out.device), self._high.to(out.device)

@@ -40,8 +40,8 @@ class EpisodeOptions:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
-        if self.elite_margin is not None and self.elite_margin < 0:
-            raise ValueError(f"elite_margin must be >= 0, got {self.elite_margin}")
+        if self.elite_margin is not None and not 0 <= self.elite_margin < float("inf"):
+            raise ValueError(f"elite_margin must be >= 0 and finite, got {self.elite_margin}")
         if self.max_envs < 1:
             raise ValueError(f"max_envs must be >= 1, got {self.max_envs}")
 
@@ -58,6 +58,12 @@ class Evaluation:
     frames_saved: int  # frames the cut episodes had left under the step budget
     member_forwards: int  # one per member per step it was still running
     best_trace: np.ndarray | None = None  # running return of the best member's first episode, per step
+    failed: np.ndarray | None = None  # (P,) True where an episode raised or the member's output was not finite
+    failure: str | None = None  # the first failure's message, for the log
+
+    def __post_init__(self) -> None:
+        if self.failed is None:
+            self.failed = np.zeros(len(self.fitness), dtype=bool)
 
     @property
     def members(self) -> int:

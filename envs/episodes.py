@@ -7,6 +7,8 @@ Rules (all optional, composable, recorded in the spec):
 - ``elite_margin``: the running return falls more than the margin below what the last
   elite had at the same step.
 A cut episode keeps the return it had; ``frames_saved`` counts the steps it had left.
+A failed episode (the env raised, or the member's action or the env's reward was not finite)
+ends at once and gives its member fitness -inf, so one bad member cannot stop a generation.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class EpisodeBook:
         self.steps = np.zeros(jobs, dtype=np.int64)
         self.cut = np.zeros(jobs, dtype=bool)
         self.last_positive = np.zeros(jobs, dtype=np.int64)  # step of the last reward > 0
+        self.failed = np.zeros(jobs, dtype=bool)
+        self.failure: str | None = None
         self.member_forwards = 0
         self.elite_trace = None
         if options.elite_margin is not None and elite_trace is not None and len(elite_trace):
@@ -50,12 +54,23 @@ class EpisodeBook:
     def seed(self, job: int) -> int:
         return self.seeds[job // self.members]
 
+    def fail(self, job: int, reason: str) -> None:
+        """Mark ``job`` failed (its member's fitness becomes -inf); keep the first reason."""
+        self.failed[job] = True
+        if self.failure is None:
+            self.failure = f"member {self.member(np.array(job))}, episode {job // self.members}: {reason}"
+
     def update(self, jobs: np.ndarray, rewards: np.ndarray, ended: np.ndarray) -> np.ndarray:
-        """Count one step of ``jobs``; returns which of them are over (ended or cut)."""
+        """Count one step of ``jobs``; returns which of them are over (ended, cut or failed)."""
         self.member_forwards += len(jobs)
+        stepped = ~self.failed[jobs]  # a step that raised (or was never taken) produced no frame
+        bad_reward = ~np.isfinite(rewards)
+        for job in jobs[bad_reward & ~self.failed[jobs]]:
+            self.fail(int(job), "non-finite reward")
+        rewards = np.where(bad_reward, 0.0, rewards)
         self.returns[jobs] += rewards
-        self.steps[jobs] += 1
-        steps = self.steps[jobs]
+        self.steps[jobs] += stepped
+        steps = np.maximum(self.steps[jobs], 1)  # (a job that failed on its first step has 0)
         self.last_positive[jobs[rewards > 0]] = steps[rewards > 0]
         if self.record:
             self.trace[steps - 1, jobs] = self.returns[jobs]
@@ -65,14 +80,16 @@ class EpisodeBook:
         if self.elite_trace is not None:
             cut |= self.returns[jobs] < self.elite_trace[steps - 1] - self.options.elite_margin
         over_budget = steps >= self.max_steps
-        cut &= ~(ended | over_budget)  # a natural end is not a cut
+        failed = self.failed[jobs]
+        cut &= ~(ended | over_budget | failed)  # a natural end is not a cut
         self.cut[jobs[cut]] = True
-        return ended | over_budget | cut
+        return ended | over_budget | cut | failed
 
     def result(self, frames_per_step: int) -> Evaluation:
         shape = (self.episodes, self.members)
         returns = self.returns.reshape(shape).T  # (P, E)
-        fitness = returns.mean(axis=1)
+        failed = self.failed.reshape(shape).T.any(axis=1)  # (P,)
+        fitness = np.where(failed, -np.inf, returns.mean(axis=1))
         saved = int(((self.max_steps - self.steps) * self.cut).sum())
         trace = None
         if self.record:
@@ -87,4 +104,6 @@ class EpisodeBook:
             frames_saved=saved * frames_per_step,
             member_forwards=self.member_forwards,
             best_trace=trace,
+            failed=failed,
+            failure=self.failure,
         )

@@ -63,10 +63,18 @@ class GymTask(Task):
         while len(active):
             jobs = slot_job[active]
             actions = act(book.member(jobs), obs[active])
+            valid = self._valid(actions)
             for k, slot in enumerate(active):
-                action = int(actions[k]) if self._discrete else actions[k]
-                o, r, terminated, truncated, _ = envs[slot].step(action)
-                obs[slot], rewards[k], ended[k] = o, r, terminated or truncated
+                if not valid[k]:
+                    book.fail(int(jobs[k]), f"invalid action {actions[k]!r} (non-finite network output?)")
+                    rewards[k], ended[k] = 0.0, True
+                    continue
+                try:
+                    o, r, terminated, truncated, _ = envs[slot].step(int(actions[k]) if self._discrete else actions[k])
+                    obs[slot], rewards[k], ended[k] = o, r, terminated or truncated
+                except Exception as err:  # an env fault ends this member's episode, not the generation
+                    book.fail(int(jobs[k]), f"{type(err).__name__}: {err}")
+                    rewards[k], ended[k] = 0.0, True
             over = book.update(jobs, rewards[: len(active)], ended[: len(active)])
             if over.any():
                 for slot in active[over]:
@@ -78,6 +86,12 @@ class GymTask(Task):
                         slot_job[slot] = -1
                 active = np.flatnonzero(slot_job >= 0)
         return book.result(self.frames_per_step)
+
+    def _valid(self, actions: np.ndarray) -> np.ndarray:
+        """Per row: a finite action inside the space (argmax over NaN logits gives -1)."""
+        if self._discrete:
+            return (actions >= 0) & (actions < self.action_space.n)
+        return np.isfinite(actions.reshape(len(actions), -1)).all(axis=1)
 
     def close(self) -> None:
         for env in self._envs:

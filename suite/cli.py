@@ -18,7 +18,7 @@ from agents.policies import POLICIES
 from suite import leaderboard
 from suite.benches import SUITES
 from suite.progress import progress_reporter
-from suite.runner import Run
+from suite.runner import Run, RunFailed
 from suite.settings import UsageError, unknown_message
 from suite.spec import DEVICES, RunSpec, parse_sets, resolve
 from suite.tables import render
@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, leaderboard.LeaderboardError) as err:
         print(f"evoboard: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except RunFailed as err:
+        print(f"evoboard: run failed: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("evoboard: interrupted; resume with `evoboard resume <run folder>`", file=sys.stderr)
         return 130

@@ -2,11 +2,13 @@
 
 Every file is written atomically (temp file, then rename), so a run killed at any moment,
 even mid-write, leaves the previous complete version behind. The checkpoint is plain JSON
-(genomes are seed chains), so loading it never unpickles anything.
+(genomes are seed chains), so loading it never unpickles anything, and it carries SHA-256
+digests of its own content and of spec.json: an edited or corrupted file is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -29,6 +31,14 @@ def write_json(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class CheckpointError(ValueError):
+    """A run folder's checkpoint or spec is unreadable, edited or corrupted."""
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 class RunDir:
@@ -57,12 +67,28 @@ class RunDir:
         write_atomic(self.history_path, pd.DataFrame(rows))
 
     def write_checkpoint(self, data: dict[str, Any]) -> None:
-        write_json(self.checkpoint_path, data)
+        """Save ``data`` with digests of itself and of spec.json."""
+        write_json(
+            self.checkpoint_path, {"state": data, "sha256": digest(data), "spec_sha256": digest(self.read_spec())}
+        )
 
     def read_spec(self) -> dict[str, Any]:
-        return json.loads(self.spec_path.read_text())
+        return read_json(self.spec_path)
 
     def read_checkpoint(self) -> dict[str, Any] | None:
+        """The saved state, or None before the first generation; CheckpointError if tampered."""
         if not self.checkpoint_path.exists():
             return None
-        return json.loads(self.checkpoint_path.read_text())
+        saved = read_json(self.checkpoint_path)
+        if not isinstance(saved, dict) or saved.get("sha256") != digest(saved.get("state")):
+            raise CheckpointError(f"{self.checkpoint_path} fails its integrity check (edited or corrupted)")
+        if saved.get("spec_sha256") != digest(self.read_spec()):
+            raise CheckpointError(f"{self.spec_path} was changed after the run started; refusing to resume")
+        return saved["state"]
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not readable JSON ({err})") from None

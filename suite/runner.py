@@ -8,6 +8,7 @@ device gives the same history and leaderboard row, also after a resume.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 import time
 import uuid
@@ -23,10 +24,11 @@ from agents import PopulationActor, make_policy
 from agents import algorithms as algorithm_registry
 from agents import encodings as encoding_registry
 from suite import __version__, leaderboard
-from suite.rundir import RunDir
+from suite.rundir import CheckpointError, RunDir
 from suite.settings import UsageError
 from suite.spec import ResolvedSpec, RunSpec, resolve
 
+log = logging.getLogger("suite.runner")
 TRAIN, ELITE, TEST = 0, 1, 2  # episode-seed streams: never share an episode between them
 TIMING_COLUMNS = ["wall_s", "t_ask", "t_decode", "t_evaluate", "t_elite", "frames_per_s"]
 
@@ -63,6 +65,10 @@ def new_run_id(spec: RunSpec) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     task = spec.task.replace("/", "-")
     return f"{stamp}-{task}-{spec.encoding}-{spec.algorithm}-s{spec.seed}-{uuid.uuid4().hex[:6]}"
+
+
+class RunFailed(RuntimeError):
+    """Too many members of a generation failed to trust its ranking; the last checkpoint stands."""
 
 
 class Reporter(Protocol):
@@ -129,7 +135,14 @@ class Run:
         ev = self.task.evaluate(
             PopulationActor(self.policy, params, self.device), len(genomes), seeds, self.elite_trace
         )
-        fitness = np.where(np.isfinite(ev.fitness), ev.fitness, -np.inf)
+        if ev.failed.sum() > len(genomes) / 2:
+            raise RunFailed(
+                f"generation {gen}: {int(ev.failed.sum())} of {len(genomes)} members failed (first: {ev.failure}); "
+                f"stopped with the checkpoint of generation {gen - 1} intact in {self.run_dir.path}"
+            )
+        if ev.failed.any():
+            log.warning("generation %d: %d members failed, fitness -inf (first: %s)", gen, ev.failed.sum(), ev.failure)
+        fitness = np.where(np.isfinite(ev.fitness), ev.fitness, -np.inf)  # failed members: -inf
         state = self.algorithm.tell(state, genomes, fitness)
         t3 = time.perf_counter()
         frames, forwards = ev.frames, ev.member_forwards
@@ -159,7 +172,7 @@ class Run:
             "frames": frames,
             "frames_saved": ev.frames_saved,
             "cut_episodes": int(ev.cut.sum()),
-            "failed_members": int((~np.isfinite(ev.fitness)).sum()),
+            "failed_members": int(ev.failed.sum()),
             "member_forwards": forwards,
             "total_frames": self.totals.frames,
             "wall_s": t4 - t0,
@@ -236,12 +249,15 @@ class Run:
         folder = RunDir(run_dir)
         if not folder.spec_path.exists():
             raise UsageError(f"{folder.path} is not a run folder (no spec.json)")
-        config = folder.read_spec()
-        settings = {k: v for part in config["settings"].values() for k, v in part.items()}
-        spec = RunSpec(**{**{k: v for k, v in config.items() if k != "settings"}, "settings": settings})
+        try:
+            config = folder.read_spec()
+            saved = folder.read_checkpoint()
+            settings = {k: v for part in config["settings"].values() for k, v in part.items()}
+            spec = RunSpec(**{**{k: v for k, v in config.items() if k != "settings"}, "settings": settings})
+        except (CheckpointError, KeyError, TypeError, AttributeError) as err:
+            raise UsageError(f"cannot resume {folder.path}: {err}") from None
         run = cls(resolve(spec), folder.path.parent.parent, reporter)
         run.run_dir = folder
-        saved = folder.read_checkpoint()
         if saved and saved.get("finished"):
             raise UsageError(
                 f"run {folder.path.name} already finished; its row is in {run.out_dir / 'leaderboard.csv'}"

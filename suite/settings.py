@@ -8,7 +8,6 @@ did-you-mean), converted to its declared type and validated by the component's o
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
 import types
@@ -87,11 +86,15 @@ def parse_value(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, bool):
             raise UsageError(f"setting {key!r} must be {annotation.__name__}, got {value!r}")
         try:
-            number = ast.literal_eval(value) if isinstance(value, str) else value
-            if annotation is int and float(number) != int(number):
+            number = float(value)  # accepts "1e3", "nan", "inf"; impossible values are the option's to refuse
+            if annotation is float:
+                return number
+            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                return int(value)
+            if not number.is_integer():
                 raise ValueError
-            return annotation(number)
-        except (ValueError, TypeError, SyntaxError):
+            return int(number)
+        except (ValueError, TypeError, OverflowError):
             raise UsageError(f"setting {key!r} must be {annotation.__name__}, got {value!r}") from None
     if annotation is str:
         return str(value)

@@ -11,38 +11,94 @@ from tests.conftest import run_cli
 
 RUN = ["run", "--task", "CartPole-v1", "--population", "4", "--generations", "1", "--set", "max_steps=20"]
 
-BAD_INPUT = {
+RUN_CASES = {
     "unknown task": (["--task", "NoSuchTask-v0"], "unknown task 'NoSuchTask-v0'"),
-    "unknown encoding": (["--encoding", "lowrnak"], "unknown encoding 'lowrnak'; valid: "),
+    "unsupported spaces": (["--task", "Blackjack-v1"], "needs Box"),
+    "unknown encoding": (["--encoding", "lowrnak"], "unknown encoding 'lowrnak' (did you mean 'lowrank'?); valid: "),
     "unknown algorithm": (["--algorithm", "cma"], "unknown algorithm 'cma'; valid: "),
+    "unknown policy": (["--policy", "resnet"], "unknown policy 'resnet'"),
     "population 1": (["--population", "1"], "population must be >= 2"),
+    "population 0": (["--population", "0"], "population must be >= 2"),
+    "population not an int": (["--population", "many"], "invalid int value"),
     "generations 0": (["--generations", "0"], "generations must be >= 1"),
+    "negative generations": (["--generations", "-3"], "generations must be >= 1"),
+    "negative seed": (["--seed", "-1"], "seed must be >= 0"),
+    "bad device": (["--device", "tpu"], "invalid choice"),
     "sigma 0": (["--set", "sigma=0"], "sigma must be > 0"),
     "negative sigma": (["--set", "sigma=-0.1"], "sigma must be > 0"),
+    "sigma nan": (["--set", "sigma=nan"], "sigma must be > 0"),
+    "sigma inf": (["--set", "sigma=inf"], "sigma must be > 0 and finite"),
+    "sigma not a number": (["--set", "sigma=big"], "setting 'sigma' must be float"),
     "malformed set": (["--set", "sigma"], "--set takes KEY=VALUE"),
+    "empty set key": (["--set", "=3"], "--set takes KEY=VALUE"),
     "unknown set key": (["--set", "sigmaa=0.1"], "did you mean 'sigma'"),
-    "wrong type": (["--set", "episodes=two"], "setting 'episodes' must be int"),
-    "not an int": (["--population", "many"], "invalid int value"),
-    "bad device": (["--device", "tpu"], "invalid choice"),
-    "unknown policy": (["--policy", "resnet"], "unknown policy 'resnet'"),
+    "episodes not an int": (["--set", "episodes=two"], "setting 'episodes' must be int"),
+    "episodes 0": (["--set", "episodes=0"], "episodes must be >= 1"),
+    "max_steps 0": (["--set", "max_steps=0"], "max_steps must be >= 1"),
+    "fractional max_steps": (["--set", "max_steps=2.5"], "setting 'max_steps' must be int"),
+    "patience 0": (["--set", "patience=0"], "patience must be >= 1"),
+    "negative elite_margin": (["--set", "elite_margin=-1"], "elite_margin must be >= 0"),
+    "max_envs 0": (["--set", "max_envs=0"], "max_envs must be >= 1"),
+    "hidden width 0": (["--set", "hidden=64,0"], "hidden widths must be >= 1"),
+    "hidden not ints": (["--set", "hidden=a,b"], "setting 'hidden' must be int"),
+    "unknown activation": (["--set", "activation=gelu"], "activation must be one of"),
+    "truncation 0": (["--set", "truncation=0"], "truncation must be >= 1"),
+    "truncation above population": (["--set", "truncation=9"], "truncation (9) must be <= population (4)"),
+    "negative elites": (["--set", "elites=-1"], "elites must be >= 0"),
+    "elites = population": (["--set", "elites=4"], "elites (4) must be < population (4)"),
+    "negative elite_candidates": (["--set", "elite_candidates=-1"], "elite_candidates must be >= 0"),
+    "elite_episodes 0": (["--set", "elite_episodes=0"], "elite_episodes must be >= 1"),
+    "threads 0": (["--set", "threads=0"], "threads must be >= 1"),
+    "eval_episodes 0": (["--set", "eval_episodes=0"], "eval_episodes must be >= 1"),
 }
+OTHER_CASES = {
+    "no command": ([], "the following arguments are required"),
+    "unknown command": (["train"], "invalid choice"),
+    "unknown list": (["list", "robots"], "invalid choice"),
+    "unknown suite": (["bench", "nosuch", "--out", "{out}"], "unknown suite 'nosuch'"),
+    "bench seeds 0": (["bench", "smoke", "--seeds", "0", "--out", "{out}"], "--seeds must be >= 1"),
+    "leaderboard format": (["leaderboard", "--out", "{out}", "--format", "xml"], "invalid choice"),
+    "resume missing folder": (["resume", "{out}/runs/nope"], "is not a run folder"),
+    "resume a non-run folder": (["resume", "{out}"], "is not a run folder"),
+    "resume a finished run": (["resume", "{run}"], "already finished"),
+}
+CASES = {**{k: ([*RUN, "--out", "{out}", *a], m) for k, (a, m) in RUN_CASES.items()}, **OTHER_CASES}
 
 
-@pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
-def test_bad_run_input_exits_2_with_one_line_and_writes_nothing(case, out_dir, capsys):
-    extra, message = BAD_INPUT[case]
-    code = main([*RUN, "--out", str(out_dir), *extra])
+@pytest.fixture(scope="module")
+def filled_out(tmp_path_factory):
+    """An output folder holding one finished run: bad input must leave it exactly as it is."""
+    out = tmp_path_factory.mktemp("filled") / "results"
+    assert main([*RUN, "--out", str(out)]) == 0
+    return out
+
+
+def snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_bad_input_table_is_long_enough():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(case, filled_out, capsys):
+    argv, message = CASES[case]
+    run_folder = next((filled_out / "runs").iterdir())
+    before = snapshot(filled_out)
+    code = main([a.format(out=filled_out, run=run_folder) for a in argv])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("evoboard: error: ") and message in err
-    assert not out_dir.exists()
+    assert err.count("\n") == 1 and err.startswith("evoboard: error: ") and message in err, err
+    assert "Traceback" not in err
+    assert snapshot(filled_out) == before
 
 
 def test_bad_input_in_a_real_process_prints_no_traceback(out_dir):
     done = run_cli(*RUN, "--out", str(out_dir), "--set", "sigma=0")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.strip().splitlines() == [
-        "evoboard: error: sigma must be > 0, got 0.0"
+        "evoboard: error: sigma must be > 0 and finite, got 0.0"
     ]
     assert not out_dir.exists()
 
@@ -52,11 +108,6 @@ def test_unwritable_output_folder_is_refused(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main([*RUN, "--out", str(blocker / "results")]) == 2
     assert "not writable" in capsys.readouterr().err
-
-
-def test_unknown_bench_suite_lists_valid_ones(out_dir, capsys):
-    assert main(["bench", "nosuch", "--out", str(out_dir)]) == 2
-    assert "valid: " in capsys.readouterr().err and not out_dir.exists()
 
 
 LISTED = [("tasks", "HalfCheetah-v5"), ("encodings", "dense"), ("algorithms", "ga"), ("suites", "smoke"),

@@ -67,13 +67,13 @@ def test_resume_after_sigkill_gives_the_same_row_and_history(out_dir):
     checkpoint = None
     while time.monotonic() < deadline and checkpoint is None:
         found = list((killed_dir / "runs").glob("*/checkpoint.json")) if (killed_dir / "runs").exists() else []
-        if found and json.loads(found[0].read_text())["generation"] >= 3:
+        if found and json.loads(found[0].read_text())["state"]["generation"] >= 3:
             checkpoint = found[0]
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert checkpoint is not None and proc.returncode == -signal.SIGKILL
-    generation = json.loads(checkpoint.read_text())["generation"]
+    generation = json.loads(checkpoint.read_text())["state"]["generation"]
     assert 3 <= generation < 12, "the kill must land mid-run"
     assert not (killed_dir / "leaderboard.csv").exists()
 

@@ -6,10 +6,16 @@ import torch
 
 from agents.encodings.base import Encoding, Genome, SeedChainEncoding
 from agents.encodings.dense import DenseEncoding
+from agents.encodings.lowrank import LowRankEncoding
+from agents.encodings.lowrank_perturb import LowRankPerturbEncoding
+from agents.encodings.sparse import SparseEncoding
 from agents.registry import Registry
 
 ENCODINGS: Registry[type[Encoding]] = Registry("encoding", "evoboard.encodings")
 ENCODINGS.register("dense")(DenseEncoding)
+ENCODINGS.register("lowrank")(LowRankEncoding)
+ENCODINGS.register("lowrank-perturb")(LowRankPerturbEncoding)
+ENCODINGS.register("sparse")(SparseEncoding)
 
 
 def make(name: str, policy, options=None, device: str | torch.device = "cpu") -> Encoding:

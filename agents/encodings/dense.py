@@ -22,8 +22,8 @@ class DenseOptions:
     """Mutation standard deviation, the same for every parameter."""
 
     def __post_init__(self) -> None:
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+        if not 0 < self.sigma < float("inf"):
+            raise ValueError(f"sigma must be > 0 and finite, got {self.sigma}")
 
 
 class DenseEncoding(SeedChainEncoding):

@@ -1,0 +1,360 @@
+"""Low-rank perturbation encoding: dense weights, each child's mutation sigma * A B^T / sqrt(r).
+
+Sarkar et al. 2025, "Evolution Strategies at the Hyperscale" (EGGROLL). Weights stay dense
+and the whole lineage is searched, but every single mutation of a weight matrix is rank r:
+A (out, r) and B (in, r) are standard normal, regenerated from the child's seed, so each
+entry of A B^T / sqrt(r) has unit variance like dense Gaussian noise. Conv kernels are
+perturbed as (out, in*k*k) matrices and embedding tables as (vocab, width). Biases and
+LayerNorm tensors get dense Gaussian noise. For the GA a lineage folds into dense weights:
+a child's search vector is its parent's plus the formed perturbation, so grandchildren
+mutate from it (an ES would instead accumulate the perturbations into its mean).
+
+The payoff is the forward. Children of one parent share its dense weights W0, so the
+population runs one shared matmul per parent plus each member's rank-r correction,
+x W0^T + ((x B) A^T) * scale, instead of P distinct matmuls (see ``PerturbedLinear``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+
+from agents.encodings.base import Genome, SeedChainEncoding, block_views, noise
+from agents.layers import (
+    DenseConv2d,
+    DenseEmbedding,
+    DenseLinear,
+    LayerParams,
+    LayerSpec,
+    PopulationParams,
+    dense_form,
+)
+
+
+@dataclass
+class LowRankPerturbOptions:
+    """Settings of the low-rank perturbation encoding."""
+
+    perturb_rank: int = 4
+    """Rank r of each child's weight perturbation A B^T (per layer at most min(out, in))."""
+    perturb_sigma: float = 0.02
+    """Mutation std per entry: sigma * A B^T / sqrt(r) for weights, dense N(0, sigma^2) for biases and norms."""
+    shared_min: int = 32768
+    """Weights of at least this many entries share one matmul per parent (smaller: dense per member; 0: all)."""
+
+    def __post_init__(self) -> None:
+        if self.perturb_rank < 1:
+            raise ValueError(f"perturb_rank must be >= 1, got {self.perturb_rank}")
+        if not self.perturb_sigma > 0:
+            raise ValueError(f"perturb_sigma must be > 0, got {self.perturb_sigma}")
+        if self.shared_min < 0:
+            raise ValueError(f"shared_min must be >= 0, got {self.shared_min}")
+
+
+def low_rank_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A B^T for a (..., rows, r) and b (..., cols, r) -> (..., rows, cols), as a sum of r outer products.
+
+    Elementwise products and sums, not a matmul: every entry is computed the same way for
+    any batch size or order, so a child replayed alone equals it mutated in a batch, bit for bit.
+    """
+    out = a[..., :, None, 0] * b[..., None, :, 0]
+    for j in range(1, a.shape[-1]):
+        out = out + a[..., :, None, j] * b[..., None, :, j]
+    return out
+
+
+def _segments(group: torch.Tensor, bases: int) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
+    """Sort order that makes each base's members contiguous, its inverse, and the run lengths."""
+    counts = torch.bincount(group, minlength=bases).tolist()
+    order = torch.argsort(group, stable=True)
+    if bool((order == torch.arange(len(group), device=group.device)).all()):
+        return None, None, counts
+    return order, torch.argsort(order), counts
+
+
+@dataclass(frozen=True)
+class PerturbedLinear(LayerParams):
+    """Members i = 1..P with weight W_i = base[group[i]] + scale * A_i B_i^T, never formed.
+
+    Why this is correct: x W_i^T = x base[g]^T + scale * (x B_i) A_i^T by distributivity, so
+    each member's output is its parent's shared product plus a rank-r correction. Members
+    are sorted by base so every base multiplies one contiguous block of rows (one matmul
+    per distinct parent: K weight reads instead of P), the results are put back in member
+    order, and the corrections run as two small batched matmuls of cost r(in+out) per row.
+    A member without a perturbation (an elite, a parent) has A = 0.
+    """
+
+    base: torch.Tensor  # (K, out, in): distinct parents' dense weights
+    group: torch.Tensor  # (P,) long: each member's base
+    A: torch.Tensor  # (P, out, r)
+    B: torch.Tensor  # (P, in, r)
+    bias: torch.Tensor  # (P, out)
+    scale: float
+
+    @cached_property
+    def _plan(self) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
+        return _segments(self.group, self.base.shape[0])
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        p, n, d = x.shape
+        order, inverse, counts = self._plan
+        xs = (x if order is None else x[order]).reshape(p * n, d)  # rows grouped by base
+        if len(counts) == 1:
+            shared = xs @ self.base[0].T  # (P*N, out): the whole population in one matmul
+        else:
+            shared = xs.new_empty(p * n, self.base.shape[1])
+            start = 0
+            for k, count in enumerate(counts):
+                if count:
+                    rows = slice(start * n, (start + count) * n)
+                    torch.mm(xs[rows], self.base[k].T, out=shared[rows])
+                    start += count
+        shared = shared.reshape(p, n, -1)
+        if inverse is not None:
+            shared = shared[inverse]  # back to member order
+        y = torch.baddbmm(shared, torch.bmm(x, self.B), self.A.transpose(1, 2), alpha=self.scale)
+        return y + self.bias.unsqueeze(1)  # (P, N, out)
+
+    def materialize(self) -> DenseLinear:
+        """Each member's dense weight, formed exactly as the encoding folds it into a child."""
+        return DenseLinear(self.base[self.group] + self.scale * low_rank_product(self.A, self.B), self.bias)
+
+    def select(self, members: torch.Tensor) -> PerturbedLinear:
+        return PerturbedLinear(
+            self.base, self.group[members], self.A[members], self.B[members], self.bias[members], self.scale
+        )
+
+    def __len__(self) -> int:
+        return self.group.shape[0]
+
+
+@dataclass(frozen=True)
+class PerturbedConv2d(LayerParams):
+    """Kernels base[group[i]] + scale * (A_i B_i^T reshaped): one shared conv per parent plus a rank-r conv.
+
+    Convolution is linear in the kernel, so conv(x, K0 + s A B^T) = conv(x, K0) + s * A mixes
+    conv(x, B^T as r filters); as in ``PerturbedLinear`` the shared part runs once per parent.
+    """
+
+    base: torch.Tensor  # (K, out, in, k, k)
+    group: torch.Tensor  # (P,)
+    A: torch.Tensor  # (P, out, r)
+    B: torch.Tensor  # (P, in*k*k, r)
+    bias: torch.Tensor  # (P, out)
+    scale: float
+    stride: int = 1
+
+    @cached_property
+    def _plan(self) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
+        return _segments(self.group, self.base.shape[0])
+
+    def conv2d(self, x: torch.Tensor) -> torch.Tensor:
+        p, n, c, h, w = x.shape
+        order, inverse, counts = self._plan
+        xs = x if order is None else x[order]
+        parts, start = [], 0
+        for k, count in enumerate(counts):
+            if count:
+                frames = xs[start : start + count].reshape(count * n, c, h, w)
+                parts.append(F.conv2d(frames, self.base[k], stride=self.stride))  # one conv for all its children
+                start += count
+        shared = torch.cat(parts).reshape(p, n, *parts[0].shape[1:])  # (P, N, out, H', W')
+        if inverse is not None:
+            shared = shared[inverse]
+        r, k = self.A.shape[-1], self.base.shape[-1]
+        filters = self.B.transpose(1, 2).reshape(p * r, c, k, k)
+        low = F.conv2d(x.transpose(0, 1).reshape(n, p * c, h, w), filters, stride=self.stride, groups=p)
+        hh, ww = low.shape[-2:]
+        low = low.reshape(n, p, r, hh * ww).transpose(0, 1)  # (P, N, r, H'W')
+        correction = torch.matmul(self.A.unsqueeze(1), low).reshape(p, n, -1, hh, ww)  # (P, N, out, H', W')
+        return shared + self.scale * correction + self.bias[:, None, :, None, None]
+
+    def materialize(self) -> DenseConv2d:
+        delta = low_rank_product(self.A, self.B).reshape(len(self), *self.base.shape[1:])
+        return DenseConv2d(self.base[self.group] + self.scale * delta, self.bias, self.stride)
+
+    def select(self, members: torch.Tensor) -> PerturbedConv2d:
+        return PerturbedConv2d(
+            self.base,
+            self.group[members],
+            self.A[members],
+            self.B[members],
+            self.bias[members],
+            self.scale,
+            self.stride,
+        )
+
+    def __len__(self) -> int:
+        return self.group.shape[0]
+
+
+@dataclass(frozen=True)
+class PerturbedEmbedding(LayerParams):
+    """Tables base[group[i]] + scale * A_i B_i^T: shared rows looked up, plus A's rows times B^T."""
+
+    base: torch.Tensor  # (K, vocab, width)
+    group: torch.Tensor  # (P,)
+    A: torch.Tensor  # (P, vocab, r)
+    B: torch.Tensor  # (P, width, r)
+    scale: float
+
+    def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        p, n, t = tokens.shape
+        k, vocab, width = self.base.shape
+        flat = tokens.reshape(p, n * t)
+        shared = self.base.reshape(k * vocab, width)[self.group[:, None] * vocab + flat]  # (P, NT, width)
+        rows = torch.gather(self.A, 1, flat.unsqueeze(-1).expand(-1, -1, self.A.shape[-1]))  # (P, NT, r)
+        return torch.baddbmm(shared, rows, self.B.transpose(1, 2), alpha=self.scale).reshape(p, n, t, width)
+
+    def materialize(self) -> DenseEmbedding:
+        return DenseEmbedding(self.base[self.group] + self.scale * low_rank_product(self.A, self.B))
+
+    def select(self, members: torch.Tensor) -> PerturbedEmbedding:
+        return PerturbedEmbedding(self.base, self.group[members], self.A[members], self.B[members], self.scale)
+
+    def __len__(self) -> int:
+        return self.group.shape[0]
+
+
+class LowRankPerturbEncoding(SeedChainEncoding):
+    """Dense weights searched through rank-r mutations; children of a parent share its forward."""
+
+    name = "lowrank-perturb"
+    Options = LowRankPerturbOptions
+
+    def __init__(self, policy, options: LowRankPerturbOptions, device: torch.device):
+        self.ranks = perturbation_ranks(policy.layers, options.perturb_rank)
+        super().__init__(policy, options, device)
+        # Per-seed noise layout, block by block: A then B for a perturbed weight, dense noise
+        # for every other tensor (biases, norms).
+        self._pieces: list[tuple[str, str, int, int, int]] = []  # (layer, role, block start, noise start, noise size)
+        offset = 0
+        for block in self.blocks:
+            size = self._noise_size(block.layer, block.role, block.size, block.shape)
+            self._pieces.append((block.layer, block.role, block.start, offset, size))
+            offset += size
+        self.noise_dims = offset
+
+    def tensor_shapes(self):
+        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
+
+    def _noise_size(self, layer: str, role: str, size: int, shape: tuple[int, ...]) -> int:
+        if role == "weight" and layer in self.ranks:
+            rows = shape[0]
+            return self.ranks[layer] * (rows + size // rows)
+        return size
+
+    def scale(self, layer: str) -> float:
+        """sigma / sqrt(r) of a layer's weight perturbation."""
+        return self.options.perturb_sigma / math.sqrt(self.ranks[layer])
+
+    def factors(self, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """A (rows, r) and B (cols, r) of every perturbed weight, from the child's seed alone."""
+        return self._factors(noise(seed, self.noise_dims, self.device))
+
+    def _factors(self, eps: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        out = {}
+        for block, (layer, role, _, at, size) in zip(self.blocks, self._pieces, strict=True):
+            if role == "weight" and layer in self.ranks:
+                r, rows = self.ranks[layer], block.shape[0]
+                a = eps[at : at + rows * r].reshape(rows, r)
+                out[layer] = (a, eps[at + rows * r : at + size].reshape(-1, r))
+        return out
+
+    def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        children = parents.clone()  # (C, D)
+        sigma = self.options.perturb_sigma
+        for c, seed in enumerate(seeds):
+            eps = noise(seed, self.noise_dims, self.device)
+            factors = self._factors(eps)
+            for block, (layer, role, start, at, size) in zip(self.blocks, self._pieces, strict=True):
+                stop = start + block.size
+                if role == "weight" and layer in self.ranks:
+                    delta = self.scale(layer) * low_rank_product(*factors[layer])  # (rows, cols)
+                    children[c, start:stop] = parents[c, start:stop] + delta.reshape(-1)
+                else:
+                    children[c, start:stop] = parents[c, start:stop] + sigma * eps[at : at + size]
+        return children
+
+    def to_params(self, z: torch.Tensor) -> PopulationParams:
+        views = block_views(self.blocks, z)
+        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
+
+    def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
+        """Shared-base perturbed forms for large weights when members share parents, else dense forms.
+
+        A child not yet decoded is (its parent's weights, its seed); anything cached (elites,
+        re-evaluated candidates) is its own base with no perturbation. The base class still
+        folds and caches every child, so the next generation mutates from dense weights.
+        """
+        genomes = [tuple(g) for g in genomes]
+        keys: dict[Genome, int] = {}
+        group, seeds = [], []
+        for g in genomes:
+            fresh = g not in self._cache and len(g) > 1
+            key = g[:-1] if fresh else g
+            group.append(keys.setdefault(key, len(keys)))
+            seeds.append(g[-1] if fresh else None)
+        shared = [
+            layer
+            for layer in self.policy.layers
+            if layer.name in self.ranks and self._weight_size(layer) >= self.options.shared_min
+        ]
+        if not shared or 2 * len(keys) > len(genomes):
+            return super().decode(genomes)
+        bases = torch.stack([self.vector(k) for k in keys])  # (K, D), read before decode renews the cache
+        dense = super().decode(genomes)
+        return self._perturbed(bases, torch.tensor(group, device=self.device), seeds, dense)
+
+    def _perturbed(
+        self, bases: torch.Tensor, group: torch.Tensor, seeds: list[int | None], dense: PopulationParams
+    ) -> PopulationParams:
+        base_views = block_views(self.blocks, bases)
+        factors = [self.factors(s) if s is not None else None for s in seeds]
+        params = PopulationParams()
+        for layer in self.policy.layers:
+            if layer.name not in self.ranks or self._weight_size(layer) < self.options.shared_min:
+                params[layer.name] = dense[layer.name]
+                continue
+            a, b = self._stack_factors(layer, factors)
+            base, form, scale = base_views[layer.name]["weight"], dense[layer.name], self.scale(layer.name)
+            if layer.kind == "linear":
+                params[layer.name] = PerturbedLinear(base, group, a, b, form.bias, scale)
+            elif layer.kind == "conv2d":
+                params[layer.name] = PerturbedConv2d(base, group, a, b, form.bias, scale, layer.stride)
+            else:
+                params[layer.name] = PerturbedEmbedding(base, group, a, b, scale)
+        return params
+
+    @staticmethod
+    def _weight_size(layer: LayerSpec) -> int:
+        rows, cols = layer.matrix_shape
+        return rows * cols
+
+    def _stack_factors(self, layer: LayerSpec, factors: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (P, rows, r) and B (P, cols, r); zeros for members that carry no new mutation."""
+        rows, cols = layer.matrix_shape
+        r = self.ranks[layer.name]
+        a = torch.zeros(len(factors), rows, r, device=self.device)
+        b = torch.zeros(len(factors), cols, r, device=self.device)
+        for i, f in enumerate(factors):
+            if f is not None:
+                a[i], b[i] = f[layer.name]
+        return a, b
+
+
+def perturbation_ranks(layers: Sequence[LayerSpec], rank: int) -> dict[str, int]:
+    """Rank of each weight matrix's perturbation: ``rank`` capped at min(rows, cols) (a full-rank delta).
+
+    A rank above min(rows, cols) of every layer is an error rather than a silent cap.
+    """
+    matrices = [layer for layer in layers if layer.kind != "norm"]
+    if matrices and all(rank > min(layer.matrix_shape) for layer in matrices):
+        sizes = ", ".join(f"{layer.name} {min(layer.matrix_shape)}" for layer in matrices)
+        raise ValueError(f"perturb_rank {rank} exceeds min(out, in) of every layer ({sizes})")
+    return {layer.name: min(rank, *layer.matrix_shape) for layer in matrices}

@@ -1,0 +1,155 @@
+"""Sparse mutation: each child mutates a random fraction p of every layer's parameters.
+
+Whitaker & Whitley 2023, "Sparse Mutation Decompositions: Fine Tuning Deep Neural Networks
+with Subspace Evolution". Restricting a mutation to a sparse subspace lowers its variance,
+so each chosen entry can take a larger step (default sigma 0.02 / sqrt(p): the same
+expected mutation norm as the dense encoding). The subset is drawn from the child's seed:
+exactly k = max(1, round(p * n)) of a layer's n parameters (weights and biases together)
+change, so a child differs from its parent in a known number of entries.
+
+Disjoint masks (``disjoint``): a child's mutation must be replayable from its seed chain
+alone, so its mask cannot depend on which siblings happen to share its generation. Each
+layer instead has one fixed partition: a permutation of its n entries, seeded by the
+layer's name only, cut into ceil(n / k) consecutive parts of k entries (the last wraps
+around to the start, so every entry belongs to a part). A child mutates part
+``seed mod parts``. Any two mutations whose seeds differ mod the part count touch disjoint
+entries (except with the wrapping last part); siblings get disjoint masks whenever the
+algorithm gives them seeds with different residues, e.g. consecutive seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agents.encodings.base import SeedChainEncoding, block_views
+from agents.layers import PopulationParams, dense_form
+
+
+@dataclass
+class SparseOptions:
+    """Settings of the sparse mutation encoding."""
+
+    density: float = 0.1
+    """Fraction p of each layer's parameters a child mutates, 0 < p <= 1."""
+    layer_density: tuple[str, ...] = ()
+    """Per-layer densities as name:p pairs, e.g. fc0:0.05,fc2:0.5; other layers use density."""
+    sparse_sigma: float | None = None
+    """Mutation std of each chosen entry; default 0.02 / sqrt(density), the dense encoding's expected norm."""
+    disjoint: bool = False
+    """Mask = part (seed mod parts) of a fixed per-layer partition: siblings with distinct residues never overlap."""
+
+    def __post_init__(self) -> None:
+        self.layer_density = tuple(self.layer_density)
+        check_density("density", self.density)
+        for name, p in self.densities().items():
+            check_density(f"density of layer {name!r}", p)
+        if self.sparse_sigma is None:
+            self.sparse_sigma = 0.02 / math.sqrt(self.density)
+        if not self.sparse_sigma > 0:
+            raise ValueError(f"sparse_sigma must be > 0, got {self.sparse_sigma}")
+
+    def densities(self) -> dict[str, float]:
+        """``layer_density`` as {layer name: p}."""
+        out = {}
+        for item in self.layer_density:
+            name, sep, value = item.partition(":")
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not name.strip():
+                raise ValueError(f"layer_density takes name:p pairs (e.g. fc0:0.05), got {item!r}")
+        return out
+
+
+def check_density(what: str, p: float) -> None:
+    if not 0 < p <= 1:
+        raise ValueError(f"{what} must be in (0, 1], got {p}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One layer's stretch of the search vector and how many of its entries a child mutates."""
+
+    layer: str
+    start: int
+    size: int  # n
+    chosen: int  # k
+
+    @property
+    def parts(self) -> int:
+        return -(-self.size // self.chosen)
+
+
+class SparseEncoding(SeedChainEncoding):
+    """Every parameter is searched; each mutation touches k = p * n entries per layer."""
+
+    name = "sparse"
+    Options = SparseOptions
+
+    def __init__(self, policy, options: SparseOptions, device: torch.device):
+        names = [layer.name for layer in policy.layers]
+        unknown = sorted(set(options.densities()) - set(names))
+        if unknown:
+            raise ValueError(f"unknown layer {unknown[0]!r} in layer_density; layers: {', '.join(names)}")
+        super().__init__(policy, options, device)
+        density = {name: options.densities().get(name, options.density) for name in names}
+        self.segments: list[Segment] = []
+        for name in names:
+            blocks = [b for b in self.blocks if b.layer == name]  # a layer's blocks are contiguous
+            n = sum(b.size for b in blocks)
+            self.segments.append(Segment(name, blocks[0].start, n, max(1, round(density[name] * n))))
+        self._partitions = {s.layer: self._partition(s) for s in self.segments} if options.disjoint else {}
+
+    def tensor_shapes(self):
+        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
+
+    @property
+    def mutated_per_child(self) -> int:
+        """Entries a child changes: the sum of k over layers."""
+        return sum(s.chosen for s in self.segments)
+
+    def _partition(self, segment: Segment) -> torch.Tensor:
+        """The layer's fixed permutation, seeded by its name, padded cyclically to parts * k entries."""
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(zlib.crc32(segment.layer.encode()))
+        perm = torch.randperm(segment.size, generator=generator, device=self.device)
+        return perm[torch.arange(segment.parts * segment.chosen, device=self.device) % segment.size]
+
+    def mask(self, seed: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Indices into the search vector a child with ``seed`` mutates: (sum of k,), layer by layer.
+
+        Disjoint: part ``seed mod parts`` of each layer's partition. Otherwise k draws without
+        replacement from ``generator`` (seeded with ``seed`` when not given).
+        """
+        if generator is None and not self.options.disjoint:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(seed)
+        picks = []
+        for s in self.segments:
+            if self.options.disjoint:
+                part = seed % s.parts
+                local = self._partitions[s.layer][part * s.chosen : (part + 1) * s.chosen]
+            else:
+                local = torch.randperm(s.size, generator=generator, device=self.device)[: s.chosen]
+            picks.append(local + s.start)
+        return torch.cat(picks)
+
+    def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        children = parents.clone()  # (C, D)
+        for c, seed in enumerate(seeds):
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(seed)
+            index = self.mask(seed, generator)  # the mask first, then the values, from one stream
+            values = torch.randn(len(index), generator=generator, device=self.device)
+            children[c, index] += self.options.sparse_sigma * values
+        return children
+
+    def to_params(self, z: torch.Tensor) -> PopulationParams:
+        views = block_views(self.blocks, z)
+        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
