@@ -1,5 +1,7 @@
 """Networks, mutation encodings and search algorithms. Knows nothing of the CLI or of tasks."""
 
+import agents.cnn  # noqa: F401  (registers the nature_cnn policy)
+from agents import transformer  # noqa: F401  (registers the char_transformer policy)
 from agents.policies import POLICIES, Policy, PopulationActor, make_policy
 
 __all__ = ["POLICIES", "Policy", "PopulationActor", "make_policy"]

@@ -47,6 +47,12 @@ class Policy(ABC):
 POLICIES: Registry[type[Policy]] = Registry("policy", "evoboard.policies")
 
 
+def greedy_actions(logits: torch.Tensor) -> torch.Tensor:
+    """Argmax over the last dim; -1 (an action no env accepts) where a member's logits are not
+    finite, so the task fails that member alone."""
+    return torch.where(logits.isfinite().all(-1), logits.argmax(-1), -1)
+
+
 @dataclass
 class MLPOptions:
     """Settings of the MLP policy."""
@@ -108,8 +114,8 @@ class MLPPolicy(Policy):
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
         x = obs.reshape(obs.shape[0], 1, -1).to(torch.float32)  # (P, 1, obs_dim)
         out = self.forward(params, x)[:, 0]  # (P, out)
-        if self.discrete:  # -1 (an invalid action) flags a member whose output is not finite
-            return torch.where(out.isfinite().all(-1), out.argmax(-1), -1)
+        if self.discrete:
+            return greedy_actions(out)
         if self._low is None:
             return out
         low, high = self._low.to(out.device), self._high.to(out.device)

@@ -18,6 +18,14 @@ Act = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(member index per row (A,), observations (A, ...)) -> actions (A, ...)."""
 
 
+def valid_actions(space: gym.Space, actions: np.ndarray) -> np.ndarray:
+    """Per row: a finite action inside the space. A policy flags a member whose output is not
+    finite with an impossible action (-1 for Discrete), so it fails alone instead of reaching the env."""
+    if isinstance(space, gym.spaces.Discrete):
+        return (actions >= 0) & (actions < space.n)
+    return np.isfinite(actions.reshape(len(actions), -1)).all(axis=1)
+
+
 @dataclass
 class EpisodeOptions:
     """Episode budget and early-termination rules; every task family has these."""

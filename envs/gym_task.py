@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
-from envs.base import Act, EpisodeOptions, Evaluation, Task
+from envs.base import Act, EpisodeOptions, Evaluation, Task, valid_actions
 from envs.episodes import EpisodeBook
 from envs.quiet import quiet_mujoco
 
@@ -63,7 +63,7 @@ class GymTask(Task):
         while len(active):
             jobs = slot_job[active]
             actions = act(book.member(jobs), obs[active])
-            valid = self._valid(actions)
+            valid = valid_actions(self.action_space, actions)
             for k, slot in enumerate(active):
                 if not valid[k]:
                     book.fail(int(jobs[k]), f"invalid action {actions[k]!r} (non-finite network output?)")
@@ -86,12 +86,6 @@ class GymTask(Task):
                         slot_job[slot] = -1
                 active = np.flatnonzero(slot_job >= 0)
         return book.result(self.frames_per_step)
-
-    def _valid(self, actions: np.ndarray) -> np.ndarray:
-        """Per row: a finite action inside the space (argmax over NaN logits gives -1)."""
-        if self._discrete:
-            return (actions >= 0) & (actions < self.action_space.n)
-        return np.isfinite(actions.reshape(len(actions), -1)).all(axis=1)
 
     def close(self) -> None:
         for env in self._envs:

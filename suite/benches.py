@@ -45,3 +45,4 @@ register_suite(
         for task in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5")
     ],
 )
+import suite.atari_suites  # noqa: E402, F401  (registers atari5, garbus4, atari-smoke)

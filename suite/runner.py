@@ -118,11 +118,18 @@ class Run:
             self.run_dir = RunDir(self.out_dir / "runs" / new_run_id(self.spec))
             self.run_dir.create(self.resolved.config())
         try:
+            if self.gradient:
+                return self.train_by_gradient()
             while self.generation < self.spec.generations:
                 self.step()
             return self.finish()
         finally:
             self.task.close()
+
+    @property
+    def gradient(self) -> bool:
+        """True for a gradient reference (``--algorithm adam``): trained by backprop, not ask/tell."""
+        return getattr(self.algorithm, "trains_by_gradient", False)
 
     def step(self) -> dict[str, Any]:
         """One generation: ask, decode, evaluate, tell, crown, log, checkpoint."""
@@ -145,65 +152,96 @@ class Run:
         fitness = np.where(np.isfinite(ev.fitness), ev.fitness, -np.inf)  # failed members: -inf
         state = self.algorithm.tell(state, genomes, fitness)
         t3 = time.perf_counter()
-        frames, forwards = ev.frames, ev.member_forwards
+        extra = []
         candidates = self.algorithm.candidates(state)
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
             actor = PopulationActor(self.policy, self.encoding.decode(candidates), self.device)
-            extra = self.task.evaluate(actor, len(candidates), seeds)
-            state = self.algorithm.crown(state, candidates, extra.fitness)
-            frames, forwards = frames + extra.frames, forwards + extra.member_forwards
+            extra = [self.task.evaluate(actor, len(candidates), seeds)]
+            state = self.algorithm.crown(state, candidates, extra[0].fitness)
         t4 = time.perf_counter()
 
-        self.state, self.generation = state, gen + 1
+        self.state = state
         if ev.best_trace is not None:
             self.elite_trace = ev.best_trace
+        times = {"t_ask": t1 - t0, "t_decode": t2 - t1, "t_evaluate": t3 - t2, "t_elite": t4 - t3}
+        return self.record(fitness, state.best_fitness, [ev, *extra], times)
+
+    def record(self, fitness: np.ndarray, elite_fitness: float, evaluations: list, times: dict) -> dict[str, Any]:
+        """Count one generation's evaluations (the first is the population's), log its history row."""
+        main, wall = evaluations[0], sum(times.values())
+        frames = sum(e.frames for e in evaluations)
+        forwards = sum(e.member_forwards for e in evaluations)
+        finite = fitness[np.isfinite(fitness)]
         self.best_fitness = max(self.best_fitness, float(fitness.max()))
         self.totals.frames += frames
-        self.totals.frames_saved += ev.frames_saved
+        self.totals.frames_saved += main.frames_saved
         self.totals.member_forwards += forwards
-        self.totals.wall_s += t4 - t0
+        self.totals.wall_s += wall
         row = {
-            "generation": gen,
+            "generation": self.generation,
             "best_fitness": float(fitness.max()),
-            "mean_fitness": float(np.mean(fitness[np.isfinite(fitness)])) if np.isfinite(fitness).any() else -np.inf,
+            "mean_fitness": float(finite.mean()) if len(finite) else -np.inf,
             "median_fitness": float(np.median(fitness)),
-            "elite_fitness": float(state.best_fitness),
+            "elite_fitness": float(elite_fitness),
             "frames": frames,
-            "frames_saved": ev.frames_saved,
-            "cut_episodes": int(ev.cut.sum()),
-            "failed_members": int(ev.failed.sum()),
+            "frames_saved": main.frames_saved,
+            "cut_episodes": int(main.cut.sum()),
+            "failed_members": int(main.failed.sum()),
             "member_forwards": forwards,
             "total_frames": self.totals.frames,
-            "wall_s": t4 - t0,
-            "t_ask": t1 - t0,
-            "t_decode": t2 - t1,
-            "t_evaluate": t3 - t2,
-            "t_elite": t4 - t3,
-            "frames_per_s": frames / max(t4 - t0, 1e-9),
+            "wall_s": wall,
+            **times,
+            "frames_per_s": frames / max(wall, 1e-9),
         }
+        self.generation += 1
         self.history.append(row)
         self.run_dir.write_history(self.history)
-        self.run_dir.write_checkpoint(self.checkpoint())
+        if not self.gradient:  # a gradient run's weights and moments are no seed chain: not checkpointed
+            self.run_dir.write_checkpoint(self.checkpoint())
         if self.reporter:
             self.reporter(row, self.spec.generations)
         return row
 
+    def train_by_gradient(self) -> dict[str, Any]:
+        """The gradient reference (``--algorithm adam``): backprop steps instead of ask/tell.
+
+        Each generation takes as many steps as evolution evaluates members (P x episodes
+        minibatches), on windows drawn from the same episode seeds, and logs the same history.
+        Its state (weights and Adam moments) is not a seed chain, so it is not checkpointed.
+        """
+        if not hasattr(self.task, "loss"):
+            raise UsageError(f"algorithm {self.spec.algorithm} needs a task with a differentiable loss (charlm/*)")
+        trainer = self.algorithm.trainer(self.encoding, self.policy, self.spec.seed)
+        steps = self.algorithm.steps_per_generation(self.resolved.task.episodes)
+        while self.generation < self.spec.generations:
+            t0 = time.perf_counter()
+            seeds = episode_seeds(self.spec.seed, TRAIN, self.generation, steps)
+            evaluations = [trainer.step(self.task.loss, seed) for seed in seeds]
+            fitness = np.array([float(e.fitness[0]) for e in evaluations])
+            self.record(fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
+        return self.conclude(trainer.params(), ())[1]
+
     def finish(self) -> dict[str, Any]:
         """Score the final elite on held-out episodes and append the leaderboard row (once)."""
-        t0 = time.perf_counter()
         best = self.algorithm.best(self.state)
+        return self.conclude(self.encoding.decode([best]), best)[1]
+
+    def conclude(self, params, best: tuple[int, ...]) -> tuple[float, dict[str, Any]]:
+        """Score one member's ``params`` on held-out episodes; append its leaderboard row once."""
+        t0 = time.perf_counter()
         seeds = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
-        actor = PopulationActor(self.policy, self.encoding.decode([best]), self.device)
-        score, final = self.task.final_score(actor, seeds)
+        score, final = self.task.final_score(PopulationActor(self.policy, params, self.device), seeds)
         self.totals.frames += final.frames
         self.totals.member_forwards += final.member_forwards
         self.totals.wall_s += time.perf_counter() - t0
         row = self.leaderboard_row(best, score)
+        if self.gradient:
+            row["genome_bytes"] = 4 * self.encoding.search_dims  # float32 weights, not a seed chain
         if not (leaderboard.read(self.out_dir)["run_id"] == row["run_id"]).any():
             leaderboard.append(self.out_dir, row)
         self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
-        return row
+        return score, row
 
     def leaderboard_row(self, best: tuple[int, ...], final_score: float) -> dict[str, Any]:
         return {
@@ -257,6 +295,8 @@ class Run:
         except (CheckpointError, KeyError, TypeError, AttributeError) as err:
             raise UsageError(f"cannot resume {folder.path}: {err}") from None
         run = cls(resolve(spec), folder.path.parent.parent, reporter)
+        if run.gradient:
+            raise UsageError(f"run {folder.path.name} trains by gradient ({spec.algorithm}): it cannot resume")
         run.run_dir = folder
         if saved and saved.get("finished"):
             raise UsageError(

@@ -5,24 +5,42 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from agents.algorithms import ALGORITHMS
 from agents.algorithms import make as make_algorithm
 from agents.algorithms.ga import GA, GAOptions, rank
 from suite.runner import run_spec
+from suite.settings import UsageError
 from suite.spec import RunSpec
 
+SEARCH = [n for n in ALGORITHMS.names() if not getattr(ALGORITHMS.get(n), "trains_by_gradient", False)]
+GRADIENT = [n for n in ALGORITHMS.names() if n not in SEARCH]
+TINY_LM = {"context": 8, "batch_windows": 4, "val_windows": 8, "n_layer": 1, "n_embd": 16, "n_head": 2}
 
-@pytest.mark.parametrize("name", ALGORITHMS.names())
-def test_every_algorithm_runs_a_few_generations(name, out_dir):
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_every_search_algorithm_runs_a_few_generations(name, out_dir):
     spec = RunSpec("CartPole-v1", algorithm=name, population=8, generations=3, settings={"max_steps": 100})
     row = run_spec(spec, out_dir)
     assert row["algorithm"] == name and row["generations"] == 3
     assert np.isfinite(row["best_fitness"]) and 0 < row["final_score"] <= 100
 
 
-@pytest.mark.parametrize("name", ALGORITHMS.names())
+@pytest.mark.parametrize("name", GRADIENT)
+def test_every_gradient_reference_trains_on_a_differentiable_task(name, out_dir):
+    spec = RunSpec("charlm/pydoc", algorithm=name, population=4, generations=2, settings=TINY_LM)
+    row = run_spec(spec, out_dir)
+    history = pd.read_csv(out_dir / "runs" / row["run_id"] / "history.csv")
+    assert len(history) == 2 and (history["member_forwards"] == 4 * 4).all()  # P steps of 4 windows each
+    assert history["mean_fitness"].iloc[1] > history["mean_fitness"].iloc[0]  # the loss goes down
+    assert row["score_kind"] == "bits_per_char" and 0 < row["final_score"] < 8
+    with pytest.raises(UsageError, match="differentiable loss"):
+        run_spec(RunSpec("CartPole-v1", algorithm=name, population=4, generations=1), out_dir)
+
+
+@pytest.mark.parametrize("name", SEARCH)
 def test_state_round_trips_through_json(name):
     algorithm = make_algorithm(name, 6)
     state = algorithm.init(3)

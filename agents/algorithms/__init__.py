@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from agents.algorithms.adam import Adam
 from agents.algorithms.base import Algorithm, AlgorithmState
 from agents.algorithms.ga import GA
 from agents.registry import Registry
 
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", "evoboard.algorithms")
 ALGORITHMS.register("ga")(GA)
+ALGORITHMS.register("adam")(Adam)
 
 
 def make(name: str, population: int, options=None) -> Algorithm:

@@ -1,0 +1,200 @@
+"""Character-level language modeling as a population task, scored in bits per character.
+
+Garbus & Pollack found factorized neuroevolution does notably well on language modeling; this
+task makes that comparison standard. Fitness is minus the mean cross-entropy (nats) of each
+member's next-character predictions on minibatches of windows from the training split: every
+member sees the same windows in a generation (a fair comparison) and new windows each
+generation, drawn from the runner's episode seeds (one minibatch per seed). The final score is
+the validation bits per character of the final elite on fixed, evenly spaced windows.
+
+Units: one *member-forward* is one member's forward over one window of ``context`` characters
+(all positions at once, as in teacher-forced training); a *frame* is one character scored,
+so frames = member_forwards x context.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from envs.base import Act, Evaluation, Task
+from envs.corpora import CORPORA, load_text, split
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class CharLMOptions:
+    """Corpus, window and budget settings of the character-level LM tasks."""
+
+    corpus: str = "pydoc"
+    """Text source: pydoc (built in), shakespeare (downloaded once) or file (needs corpus_path)."""
+    corpus_path: str | None = None
+    """A UTF-8 text file to use instead of the download (shakespeare) or as the corpus (file)."""
+    corpus_url: str | None = None
+    """Where shakespeare downloads from (default: the char-rnn copy on GitHub); file:// URLs work."""
+    corpus_cache: str | None = None
+    """Folder for downloaded corpora (default: $XDG_CACHE_HOME/evoboard or ~/.cache/evoboard)."""
+    context: int = 64
+    """Characters per window: the model's context length and the positions scored per window."""
+    batch_windows: int = 32
+    """Training windows per minibatch; every member is scored on the same ones."""
+    episodes: int = 1
+    """Minibatches per member per evaluation, one per episode seed; fitness is their mean."""
+    val_fraction: float = 0.1
+    """Fraction of the corpus (its end) held out for validation."""
+    val_windows: int = 256
+    """Validation windows, evenly spaced over the held-out part, for the final bits per character."""
+    members_per_forward: int | None = None
+    """Members run in one batched forward (bounds peak memory); default: all at once."""
+
+    def __post_init__(self) -> None:
+        if self.corpus not in CORPORA:
+            raise ValueError(f"unknown corpus {self.corpus!r}; valid: {', '.join(CORPORA)}")
+        if self.corpus == "pydoc" and self.corpus_path is not None:
+            raise ValueError("corpus_path does not apply to charlm/pydoc; use charlm/file --set corpus_path=PATH")
+        for name in ("context", "batch_windows", "episodes", "val_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.members_per_forward is not None and self.members_per_forward < 1:
+            raise ValueError(f"members_per_forward must be >= 1, got {self.members_per_forward}")
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-character cross-entropy in nats per member: logits (P, B, T, V), targets (B, T) -> (P,)."""
+    p, b, t, v = logits.shape
+    flat = targets.to(logits.device).expand(p, b, t).reshape(-1)  # (P*B*T,)
+    losses = F.cross_entropy(logits.reshape(-1, v).float(), flat, reduction="none")
+    return losses.reshape(p, b * t).mean(1)
+
+
+class CharLMTask(Task):
+    """Next-character prediction on a text corpus; policies see windows and answer logits.
+
+    Observations are windows of ``context`` token ids (``MultiDiscrete``); the policy's answer
+    for tokens (A, B, T) is logits (A, B, T, V) over the next character at every position.
+    """
+
+    Options = CharLMOptions
+    score_kind = "bits_per_char"
+    default_policy = "char_transformer"
+
+    def __init__(self, task_id: str, options: CharLMOptions):
+        super().__init__(task_id, options)
+        text = load_text(options.corpus, options.corpus_path, options.corpus_url, options.corpus_cache)
+        self.data = split(text, options.val_fraction, options.context + 1)
+        self.vocab = self.data.vocab
+        self._train = torch.from_numpy(self.data.train)
+        self._val = torch.from_numpy(self.data.val)
+        v, t = len(self.vocab), options.context
+        self.observation_space = gym.spaces.MultiDiscrete(np.full(t, v))
+        self.action_space = gym.spaces.Discrete(v)
+        self._device = torch.device("cpu")  # where the actor answered last: windows are built there
+
+    # -- windows --------------------------------------------------------------------------
+    def windows(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training minibatch from ``seed`` alone: inputs and next-character targets, each (B, T)."""
+        t = self.options.context
+        starts = np.random.default_rng(seed).integers(0, len(self._train) - t, size=self.options.batch_windows)
+        return self._cut(self._train, starts)
+
+    def validation_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed validation windows, evenly spaced over the held-out part: each (val_windows, T)."""
+        t = self.options.context
+        starts = np.linspace(0, len(self._val) - t - 1, self.options.val_windows).round().astype(np.int64)
+        return self._cut(self._val, starts)
+
+    def _cut(self, tokens: torch.Tensor, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.from_numpy(starts)[:, None] + torch.arange(self.options.context + 1)  # (B, T+1)
+        chunk = tokens[index]
+        return chunk[:, :-1], chunk[:, 1:]
+
+    # -- scoring --------------------------------------------------------------------------
+    def _losses(self, act: Act, members: int, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """Mean cross-entropy (nats) of each member on the same windows: (members,)."""
+        step = self.options.members_per_forward or members
+        inputs = inputs.to(self._device)
+        out = []
+        for lo in range(0, members, step):
+            hi = min(lo + step, members)
+            tokens = inputs.expand(hi - lo, *inputs.shape)  # (A, B, T): one copy of the windows for all
+            logits = act(np.arange(lo, hi), tokens)  # (A, B, T, V)
+            self._device = logits.device
+            out.append(cross_entropy(logits, targets).double().cpu())
+        return torch.cat(out).numpy()
+
+    def evaluate(
+        self, act: Act, members: int, seeds: Sequence[int], elite_trace: np.ndarray | None = None
+    ) -> Evaluation:
+        """Fitness = minus mean cross-entropy over one minibatch per seed, all members on the same windows."""
+        b, t = self.options.batch_windows, self.options.context
+        returns = np.stack([-self._losses(act, members, *self.windows(s)) for s in seeds], axis=1)  # (P, E)
+        shape = returns.shape
+        return Evaluation(
+            fitness=returns.mean(1),
+            returns=returns,
+            steps=np.full(shape, b * t),
+            cut=np.zeros(shape, dtype=bool),
+            frames=members * len(seeds) * b * t,
+            frames_saved=0,
+            member_forwards=members * len(seeds) * b,
+        )
+
+    def score(self, returns: np.ndarray) -> float:
+        """Bits per character from returns in minus nats per character."""
+        return float(-np.mean(returns) / LN2)
+
+    def final_score(self, act: Act, seeds: Sequence[int]) -> tuple[float, Evaluation]:
+        """Validation bits per character of member 0 over the fixed validation windows.
+
+        ``seeds`` are not used: the validation windows are fixed, so every run is scored on
+        the same characters. They run in minibatches of ``batch_windows`` windows.
+        """
+        inputs, targets = self.validation_windows()
+        n, t = inputs.shape
+        b = self.options.batch_windows
+        nats = sum(float(self._losses(act, 1, inputs[i : i + b], targets[i : i + b])[0]) * len(inputs[i : i + b])
+                   for i in range(0, n, b)) / n  # fmt: skip
+        returns = np.array([[-nats]])
+        evaluation = Evaluation(
+            fitness=returns[:, 0],
+            returns=returns,
+            steps=np.array([[n * t]]),
+            cut=np.zeros((1, 1), dtype=bool),
+            frames=n * t,
+            frames_saved=0,
+            member_forwards=n,
+        )
+        return self.score(returns), evaluation
+
+    # -- gradient training ----------------------------------------------------------------
+    def loss(self, forward: Callable[[torch.Tensor], torch.Tensor], seed: int) -> tuple[torch.Tensor, Evaluation]:
+        """Differentiable mean cross-entropy (nats) of one model on the minibatch of ``seed``, and its cost.
+
+        ``forward`` maps tokens (1, B, T) to logits (1, B, T, V) with autograd on; the gradient
+        reference (``--algorithm adam``) trains on windows drawn exactly as evolution's are.
+        """
+        inputs, targets = self.windows(seed)
+        logits = forward(inputs.to(self._device).unsqueeze(0))  # (1, B, T, V)
+        self._device = logits.device
+        loss = cross_entropy(logits, targets)[0]
+        b, t = inputs.shape
+        returns = np.array([[-float(loss.detach())]])
+        evaluation = Evaluation(
+            fitness=returns[:, 0],
+            returns=returns,
+            steps=np.array([[b * t]]),
+            cut=np.zeros((1, 1), dtype=bool),
+            frames=b * t,
+            frames_saved=0,
+            member_forwards=b,
+        )
+        return loss, evaluation
