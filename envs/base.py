@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import gymnasium as gym
@@ -68,6 +68,7 @@ class Evaluation:
     best_trace: np.ndarray | None = None  # running return of the best member's first episode, per step
     failed: np.ndarray | None = None  # (P,) True where an episode raised or the member's output was not finite
     failure: str | None = None  # the first failure's message, for the log
+    timings: dict[str, float] = field(default_factory=dict)  # seconds spent in phases, e.g. "decode"
 
     def __post_init__(self) -> None:
         if self.failed is None:

@@ -50,6 +50,7 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results")
     p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--backend", default="local", help="where members are evaluated: local (default) or ray")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
 
     p = sub.add_parser("bench", help="run a named suite")
@@ -105,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         generations=args.generations,
         seed=args.seed,
         device=args.device,
+        backend=args.backend,
         settings=parse_sets(args.sets),
     )
     resolved = resolve(spec)

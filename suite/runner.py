@@ -19,11 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-import envs
-from agents import PopulationActor, make_policy
-from agents import algorithms as algorithm_registry
-from agents import encodings as encoding_registry
+from agents import PopulationActor
 from suite import __version__, leaderboard
+from suite.backends import backend_class, build_parts
 from suite.rundir import CheckpointError, RunDir
 from suite.settings import UsageError
 from suite.spec import ResolvedSpec, RunSpec, resolve
@@ -95,14 +93,12 @@ class Run:
         self.device = resolve_device(self.spec.device)
         torch.set_num_threads(resolved.runner.threads)
         try:
-            self.task = envs.make(self.spec.task, resolved.task)
-            self.policy = make_policy(
-                self.spec.policy, self.task.observation_space, self.task.action_space, resolved.policy
-            )
-            self.encoding = encoding_registry.make(self.spec.encoding, self.policy, resolved.encoding, self.device)
-            self.algorithm = algorithm_registry.make(self.spec.algorithm, self.spec.population, resolved.algorithm)
+            self.parts = build_parts(resolved, self.device)
+            self.backend = backend_class(self.spec.backend)(self.parts, resolved, resolved.backend)
         except (ValueError, ImportError) as err:
             raise UsageError(str(err)) from None
+        self.task, self.policy = self.parts.task, self.parts.policy
+        self.encoding, self.algorithm = self.parts.encoding, self.parts.algorithm
         self.run_dir: RunDir | None = None
         self.state = self.algorithm.init(self.spec.seed)
         self.generation = 0
@@ -116,7 +112,7 @@ class Run:
         """Run every remaining generation, then score the elite and append the leaderboard row."""
         if self.run_dir is None:
             self.run_dir = RunDir(self.out_dir / "runs" / new_run_id(self.spec))
-            self.run_dir.create(self.resolved.config())
+            self.run_dir.create(self.resolved.saved_spec())
         try:
             if self.gradient:
                 return self.train_by_gradient()
@@ -124,6 +120,7 @@ class Run:
                 self.step()
             return self.finish()
         finally:
+            self.backend.close()
             self.task.close()
 
     @property
@@ -136,12 +133,9 @@ class Run:
         gen, t0 = self.generation, time.perf_counter()
         genomes, state = self.algorithm.ask(self.state)
         t1 = time.perf_counter()
-        params = self.encoding.decode(genomes)
-        t2 = time.perf_counter()
         seeds = episode_seeds(self.spec.seed, TRAIN, gen, self.resolved.task.episodes)
-        ev = self.task.evaluate(
-            PopulationActor(self.policy, params, self.device), len(genomes), seeds, self.elite_trace
-        )
+        ev = self.backend.evaluate(genomes, state, seeds, self.elite_trace)
+        t2 = t1 + ev.timings.get("decode", 0.0)
         if ev.failed.sum() > len(genomes) / 2:
             raise RunFailed(
                 f"generation {gen}: {int(ev.failed.sum())} of {len(genomes)} members failed (first: {ev.failure}); "
@@ -156,8 +150,7 @@ class Run:
         candidates = self.algorithm.candidates(state)
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
-            actor = PopulationActor(self.policy, self.encoding.decode(candidates), self.device)
-            extra = [self.task.evaluate(actor, len(candidates), seeds)]
+            extra = [self.backend.evaluate(candidates, state, seeds)]
             state = self.algorithm.crown(state, candidates, extra[0].fitness)
         t4 = time.perf_counter()
 
@@ -225,7 +218,7 @@ class Run:
     def finish(self) -> dict[str, Any]:
         """Score the final elite on held-out episodes and append the leaderboard row (once)."""
         best = self.algorithm.best(self.state)
-        return self.conclude(self.encoding.decode([best]), best)[1]
+        return self.conclude(self.algorithm.decode(self.encoding, [best], self.state), best)[1]
 
     def conclude(self, params, best: tuple[int, ...]) -> tuple[float, dict[str, Any]]:
         """Score one member's ``params`` on held-out episodes; append its leaderboard row once."""
@@ -290,8 +283,10 @@ class Run:
         try:
             config = folder.read_spec()
             saved = folder.read_checkpoint()
-            settings = {k: v for part in config["settings"].values() for k, v in part.items()}
-            spec = RunSpec(**{**{k: v for k, v in config.items() if k != "settings"}, "settings": settings})
+            parts = [*config["settings"].values(), config.get("backend_settings", {})]
+            settings = {k: v for part in parts for k, v in part.items()}
+            fields = {k: v for k, v in config.items() if k not in ("settings", "backend_settings")}
+            spec = RunSpec(**{**fields, "settings": settings})
         except (CheckpointError, KeyError, TypeError, AttributeError) as err:
             raise UsageError(f"cannot resume {folder.path}: {err}") from None
         run = cls(resolve(spec), folder.path.parent.parent, reporter)

@@ -17,6 +17,7 @@ import envs
 from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
+from suite.backends import BACKENDS, backend_class
 from suite.settings import UsageError, build_options, option_names, options_dict, unknown_message
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -52,6 +53,8 @@ class RunSpec:
     device: str = "auto"
     policy: str | None = None
     """Policy network; default: the task's own (an MLP for control tasks)."""
+    backend: str = "local"
+    """Where members are evaluated (local, ray): never changes results, so not part of ``config``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Raw ``--set`` values by key; resolved into the option sets below."""
 
@@ -69,11 +72,13 @@ class ResolvedSpec:
     encoding: Any
     algorithm: Any
     runner: RunnerOptions
+    backend: Any
 
     def config(self) -> dict[str, Any]:
         """The full spec, defaults included: enough to repeat the run."""
         base = self.spec.to_json()
         base.pop("settings")
+        base.pop("backend")
         base["settings"] = {
             "task": options_dict(self.task),
             "policy": options_dict(self.policy),
@@ -85,6 +90,10 @@ class ResolvedSpec:
 
     def config_json(self) -> str:
         return json.dumps(self.config(), sort_keys=True)
+
+    def saved_spec(self) -> dict[str, Any]:
+        """What spec.json keeps: the config plus how it was executed (needed to resume)."""
+        return {**self.config(), "backend": self.spec.backend, "backend_settings": options_dict(self.backend)}
 
 
 def lookup(registry_names: list[str], kind: str, name: str, get):
@@ -116,6 +125,12 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
     policy_cls = lookup(POLICIES.names(), "policy", spec.policy, POLICIES.get)
     encoding_cls = lookup(ENCODINGS.names(), "encoding", spec.encoding, ENCODINGS.get)
     algorithm_cls = lookup(ALGORITHMS.names(), "algorithm", spec.algorithm, ALGORITHMS.get)
+    try:
+        backend_cls = lookup(sorted(BACKENDS), "backend", spec.backend, backend_class)
+    except ImportError as err:
+        raise UsageError(
+            f"backend {spec.backend} needs a missing package ({err.name}): pip install 'evoboard[{spec.backend}]'"
+        ) from None
 
     owners = {
         "task": task_cls.Options,
@@ -123,6 +138,7 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
         "encoding": encoding_cls.Options,
         "algorithm": algorithm_cls.Options,
         "runner": RunnerOptions,
+        "backend": backend_cls.Options,
     }
     split: dict[str, dict[str, Any]] = {part: {} for part in owners}
     split["task"].update(entry.defaults)

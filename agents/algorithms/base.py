@@ -81,6 +81,13 @@ class Algorithm(ABC):
         """Take the extra-episode fitness of ``candidates``; nothing to do by default."""
         return state
 
+    def decode(self, encoding, genomes: Sequence[Genome], state: AlgorithmState):
+        """Parameters of ``genomes``: their seed chains through the encoding, by default.
+
+        An algorithm whose members are not seed chains (an ES perturbing its mean) overrides this.
+        """
+        return encoding.decode(genomes)
+
     def best(self, state: AlgorithmState) -> Genome:
         """The genome the run reports: its final score is measured on held-out episodes."""
         if state.best is None:

@@ -1,0 +1,125 @@
+"""Where a generation's members are evaluated: in this process, or spread over workers.
+
+A backend takes genomes (seed chains: a few bytes each) and returns their Evaluation. The
+local backend decodes them here and runs one batched forward per env step; a distributed
+backend (``--backend ray``) ships the genomes to workers that each own a copy of the task,
+policy and encoding and decode their shard themselves. Results must not depend on the
+backend: the same spec and seed give the same fitness per member wherever it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+import envs
+from agents import PopulationActor, make_policy
+from agents import algorithms as algorithm_registry
+from agents import encodings as encoding_registry
+from agents.algorithms import Algorithm, AlgorithmState
+from agents.encodings import Encoding, Genome
+from agents.policies import Policy
+from envs import Evaluation, Task
+
+BACKENDS = {
+    "local": "suite.backends:LocalBackend",
+    "ray": "suite.ray_backend:RayBackend",
+}
+"""Backend name -> its class, imported only when chosen (Ray is an optional extra)."""
+
+
+@dataclass
+class Parts:
+    """Everything a worker needs to turn genomes into fitness."""
+
+    task: Task
+    policy: Policy
+    encoding: Encoding
+    algorithm: Algorithm
+    device: torch.device
+
+
+def build_parts(resolved: Any, device: torch.device) -> Parts:
+    """The task, policy, encoding and algorithm of a resolved spec (ValueError/ImportError if impossible)."""
+    spec = resolved.spec
+    task = envs.make(spec.task, resolved.task)
+    policy = make_policy(spec.policy, task.observation_space, task.action_space, resolved.policy)
+    encoding = encoding_registry.make(spec.encoding, policy, resolved.encoding, device)
+    algorithm = algorithm_registry.make(spec.algorithm, spec.population, resolved.algorithm)
+    return Parts(task, policy, encoding, algorithm, device)
+
+
+def evaluate_here(
+    parts: Parts, genomes: Sequence[Genome], state: AlgorithmState, seeds: Sequence[int], elite_trace=None
+) -> Evaluation:
+    """Decode ``genomes`` and evaluate them in this process; the decode time lands in ``timings``."""
+    t0 = time.perf_counter()
+    params = parts.algorithm.decode(parts.encoding, genomes, state)
+    t1 = time.perf_counter()
+    actor = PopulationActor(parts.policy, params, parts.device)
+    evaluation = parts.task.evaluate(actor, len(genomes), seeds, elite_trace)
+    evaluation.timings["decode"] = t1 - t0
+    return evaluation
+
+
+class Backend(Protocol):
+    """Evaluates whole generations; built once per run from the run's parts and spec."""
+
+    def evaluate(
+        self, genomes: Sequence[Genome], state: AlgorithmState, seeds: Sequence[int], elite_trace=None
+    ) -> Evaluation: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class LocalOptions:
+    """The local backend has no settings."""
+
+
+class LocalBackend:
+    """Evaluate in this process: one batched forward for all running members per env step."""
+
+    Options = LocalOptions
+
+    def __init__(self, parts: Parts, resolved: Any, options: LocalOptions):
+        self.parts = parts
+
+    def evaluate(self, genomes, state, seeds, elite_trace=None) -> Evaluation:
+        return evaluate_here(self.parts, genomes, state, seeds, elite_trace)
+
+    def close(self) -> None:
+        """The run closes its own task."""
+
+
+def backend_class(name: str) -> type:
+    """The backend's class; KeyError for an unknown name, ImportError naming the extra to install."""
+    module, _, attr = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def merge(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """One Evaluation of consecutive member shards (the shards' members in order)."""
+    if len(evaluations) == 1:
+        return evaluations[0]
+    traces = [(e.fitness.max(), e.best_trace) for e in evaluations if e.best_trace is not None]
+    failures = [e.failure for e in evaluations if e.failure]
+    return Evaluation(
+        fitness=np.concatenate([e.fitness for e in evaluations]),
+        returns=np.concatenate([e.returns for e in evaluations]),
+        steps=np.concatenate([e.steps for e in evaluations]),
+        cut=np.concatenate([e.cut for e in evaluations]),
+        frames=sum(e.frames for e in evaluations),
+        frames_saved=sum(e.frames_saved for e in evaluations),
+        member_forwards=sum(e.member_forwards for e in evaluations),
+        best_trace=max(traces, key=lambda t: t[0])[1] if traces else None,
+        failed=np.concatenate([e.failed for e in evaluations]),
+        failure=failures[0] if failures else None,
+        timings={"decode": max(e.timings.get("decode", 0.0) for e in evaluations)},
+    )
