@@ -1,11 +1,16 @@
 """Speed benchmarks (not tests): print figures and write them to ``results/``.
 
     python -m suite.benchmarks throughput [--out results] [--repeats 5]
+    python -m suite.benchmarks encodings [--out results] [--repeats 5]
 
 1. Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
    a Python loop over P separate torch modules, at P = 16, 64, 256.
 2. Env steps/s of evoboard's population evaluation on HalfCheetah-v5 (P=64, one episode
    each, 1000 steps) against gymnasium's raw SyncVectorEnv with random actions, same envs.
+3. (encodings) Member-forwards/s of each encoding's population forward at P = 64 and 256, on
+   a 512-wide linear layer and on the Nature CNN (Pong frames), against one shared forward
+   (one weight for every member: the floor any per-member form pays for). Children all descend
+   from one parent, as in an ES; a GA with T parents sits between.
 Each pair is measured side by side, alternating, and reported as medians and their ratio,
 once per torch thread count (``--threads 1,2``).
 """
@@ -13,11 +18,13 @@ once per torch thread count (``--threads 1,2``).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -152,14 +159,127 @@ def throughput(out: Path, repeats: int, threads: tuple[int, ...]) -> pd.DataFram
     return table
 
 
+ENCODING_SETTINGS = [
+    ("dense", {}),
+    ("lowrank", {"rank": 1}),
+    ("lowrank", {"rank": 4}),
+    ("lowrank", {"rank": 16}),
+    ("lowrank-perturb", {"perturb_rank": 1, "shared_min": 0}),
+    ("lowrank-perturb", {"perturb_rank": 4, "shared_min": 0}),
+    ("lowrank-perturb", {"perturb_rank": 16, "shared_min": 0}),
+    ("sparse", {"density": 0.01}),
+]
+
+
+@dataclass
+class OneLayer:
+    """A stand-in policy of one layer, enough for an encoding to lay out and decode it."""
+
+    layers: tuple
+
+
+def layer_forward(layer, params, x: torch.Tensor) -> torch.Tensor:
+    """One layer's population forward through its parameter form: x (P, N, ...)."""
+    return params.linear(x) if layer.kind == "linear" else params.conv2d(x)
+
+
+def shared_forward(layer, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The same layer with one weight for every member: all P*N inputs in one call."""
+    if layer.kind == "linear":
+        return x.reshape(-1, x.shape[-1]) @ weight.T
+    return torch.nn.functional.conv2d(x.reshape(-1, *x.shape[2:]), weight, stride=layer.stride)
+
+
+def repeated(fn: Callable[[], object], calls: int) -> Callable[[], None]:
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(calls):
+                fn()
+
+    return run
+
+
+def encoding_forwards(population: int, repeats: int, calls: int) -> list[dict]:
+    """Population forward of one layer per encoding vs one shared forward, member-forwards/s."""
+    from agents.encodings import ENCODINGS
+    from agents.layers import LayerSpec
+    from suite.settings import build_options
+
+    cases = {
+        "linear 512x512": (LayerSpec("fc", "linear", 512, 512), (population, 1, 512)),
+        "Nature CNN conv1 (4->32, 8x8/4, 84x84)": (
+            LayerSpec("conv", "conv2d", 4, 32, kernel=8, stride=4),
+            (population, 1, 4, 84, 84),
+        ),
+    }
+    rows = []
+    for case, (layer, shape) in cases.items():
+        x = torch.randn(*shape)
+        genomes = [(0, 1000 + i) for i in range(population)]  # every child of one parent
+        weight = torch.randn(*layer.weight_shape) / layer.fan_in**0.5
+
+        shared = repeated(functools.partial(shared_forward, layer, weight, x), calls)
+
+        for name, settings in ENCODING_SETTINGS:
+            cls = ENCODINGS.get(name)
+            encoding = cls(OneLayer((layer,)), build_options(cls.Options, settings), torch.device("cpu"))
+            params = encoding.decode(genomes)[layer.name]
+
+            population_forward = repeated(functools.partial(layer_forward, layer, params, x), calls)
+            t_pop, t_shared = paired_medians(population_forward, shared, repeats)
+            label = name + "".join(f" {k}={v}" for k, v in settings.items() if k != "shared_min")
+            rows.append(
+                {
+                    "benchmark": f"encoding_forward {case}",
+                    "population": population,
+                    "encoding": label,
+                    "search_dims": encoding.search_dims,
+                    "evoboard_per_s": population * calls / t_pop,
+                    "baseline_per_s": population * calls / t_shared,
+                    "baseline": "one shared forward",
+                    "unit": "member-forwards/s",
+                    "ratio": t_shared / t_pop,
+                }
+            )
+    return rows
+
+
+def encodings(out: Path, repeats: int) -> pd.DataFrame:
+    torch.set_num_threads(1)
+    rows = []
+    for population, calls in ((64, 20), (256, 5)):
+        rows += encoding_forwards(population, repeats, calls)
+    table = pd.DataFrame(rows)
+    dense = table[table["encoding"] == "dense"].set_index(["benchmark", "population"])["evoboard_per_s"]
+    table["vs_dense"] = [r.evoboard_per_s / dense[(r.benchmark, r.population)] for r in table.itertuples()]
+    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "encodings_forward.csv", index=False)
+    lines = [
+        "| layer | P | encoding | search dims | member-forwards/s | shared forward /s | vs shared | vs dense |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r.benchmark.removeprefix('encoding_forward ')} | {r.population} | {r.encoding} | {r.search_dims:,} "
+            f"| {r.evoboard_per_s:,.0f} | {r.baseline_per_s:,.0f} | {r.ratio:.2f}x | {r.vs_dense:.1f}x |"
+            for r in table.itertuples()
+        ),
+    ]
+    (out / "encodings_forward.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m suite.benchmarks")
-    parser.add_argument("name", choices=["throughput"])
+    parser.add_argument("name", choices=["throughput", "encodings"])
     parser.add_argument("--out", default="results", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
     args = parser.parse_args(argv)
-    throughput(args.out, args.repeats, tuple(int(t) for t in args.threads.split(",")))
+    if args.name == "encodings":
+        encodings(args.out, args.repeats)
+    else:
+        throughput(args.out, args.repeats, tuple(int(t) for t in args.threads.split(",")))
 
 
 if __name__ == "__main__":

