@@ -46,3 +46,4 @@ register_suite(
     ],
 )
 import suite.atari_suites  # noqa: E402, F401  (registers atari5, garbus4, atari-smoke)
+import suite.reference_suites  # noqa: E402, F401  (registers encodings-control, encodings-charlm, early-termination)

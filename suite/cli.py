@@ -21,7 +21,7 @@ from suite.progress import progress_reporter
 from suite.runner import Run, RunFailed
 from suite.settings import UsageError, unknown_message
 from suite.spec import DEVICES, RunSpec, parse_sets, resolve
-from suite.tables import render
+from suite.tables import AGGREGATE_SHOWN, render
 
 EXIT_USAGE = 2
 
@@ -62,10 +62,16 @@ def build_parser() -> Parser:
     p = sub.add_parser("leaderboard", help="show the leaderboard")
     p.add_argument("--out", default="results")
     p.add_argument("--task")
+    p.add_argument("--encoding")
+    p.add_argument("--algorithm")
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
+    p.add_argument("--runs", action="store_true", help="one line per run instead of aggregates over seeds")
 
     p = sub.add_parser("resume", help="continue a run from its folder")
     p.add_argument("run_dir")
+
+    p = sub.add_parser("report", help="plots and a Markdown report of a run folder or an output folder")
+    p.add_argument("path")
     return parser
 
 
@@ -144,10 +150,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
+    """Aggregates over seeds (n, mean, IQM and its 95% bootstrap CI), or every run with --runs."""
+    if not leaderboard.path_in(args.out).exists():
+        raise UsageError(f"no leaderboard in {args.out} (expected {leaderboard.path_in(args.out)})")
     table = leaderboard.read(args.out)
-    if args.task:
-        table = table[table["task"] == args.task]
-    print(render(leaderboard.ranked(table), args.format))
+    for column in ("task", "encoding", "algorithm"):
+        if getattr(args, column):
+            table = table[table[column] == getattr(args, column)]
+    if args.runs:
+        print(render(leaderboard.ranked(table), args.format))
+    else:
+        print(render(leaderboard.aggregate(table), args.format, AGGREGATE_SHOWN))
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -158,12 +171,19 @@ def cmd_resume(args: argparse.Namespace) -> None:
     print_row(row)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from suite.report import write_report  # matplotlib loads only for reports
+
+    print(write_report(args.path))
+
+
 COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
     "bench": cmd_bench,
     "leaderboard": cmd_leaderboard,
     "resume": cmd_resume,
+    "report": cmd_report,
 }
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
+from suite.stats import bootstrap_ci, iqm
+
 COLUMNS = [
     "run_id", "created_at", "evoboard_version", "git_sha", "task", "encoding", "algorithm", "policy",
     "population", "generations", "seed", "device", "search_dims", "genome_bytes", "best_fitness",
@@ -84,12 +86,39 @@ def write_atomic(path: Path, table: pd.DataFrame) -> None:
         raise
 
 
-def ranked(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows ranked within each task by final_score, in the direction its score kind needs."""
+GROUP = ["task", "encoding", "algorithm", "policy", "score_kind"]
+
+
+def aggregate(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per task x encoding x algorithm (x policy): n runs, mean, IQM and its 95% bootstrap
+    interval of final_score, mean frames and wall seconds per run; ranked within each task."""
+    columns = [*GROUP, "n", "mean", "iqm", "ci_low", "ci_high", "frames", "frames_saved", "wall_s"]
+    if table.empty:
+        return pd.DataFrame(columns=[*columns, "rank"])
+    rows = []
+    for key, runs in table.groupby(GROUP, sort=True):
+        scores = runs["final_score"].to_numpy(dtype=float)
+        low, high = bootstrap_ci(scores, seed=seed)
+        rows.append({
+            **dict(zip(GROUP, key, strict=True)),
+            "n": len(runs),
+            "mean": float(scores.mean()),
+            "iqm": iqm(scores),
+            "ci_low": low,
+            "ci_high": high,
+            "frames": float(runs["frames"].mean()),
+            "frames_saved": float(runs["frames_saved"].mean()),
+            "wall_s": float(runs["wall_s"].mean()),
+        })  # fmt: skip
+    return ranked(pd.DataFrame(rows, columns=columns), score="iqm")
+
+
+def ranked(table: pd.DataFrame, score: str = "final_score") -> pd.DataFrame:
+    """Rows ranked within each task by ``score``, in the direction its score kind needs."""
     if table.empty:
         return table.assign(rank=pd.Series(dtype=int))
     lower = table["score_kind"].isin(LOWER_IS_BETTER)
-    key = table["final_score"].where(lower, -table["final_score"])
+    key = table[score].where(lower, -table[score])
     table = table.assign(_key=key).sort_values(["task", "_key"], kind="stable")
     table["rank"] = table.groupby("task").cumcount() + 1
     return table.drop(columns="_key")

@@ -8,6 +8,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+AGGREGATE_SHOWN = [
+    "rank", "task", "encoding", "algorithm", "n", "iqm", "ci_low", "ci_high", "mean", "score_kind",
+    "frames", "frames_saved", "wall_s",
+]  # fmt: skip
 SHOWN = [
     "rank", "task", "encoding", "algorithm", "population", "generations", "seed", "final_score",
     "score_kind", "best_fitness", "frames", "frames_saved", "wall_s", "run_id",
@@ -20,11 +24,11 @@ def cell(value) -> str:
     return str(value)
 
 
-def render(table: pd.DataFrame, fmt: str) -> str:
+def render(table: pd.DataFrame, fmt: str, columns: list[str] = SHOWN) -> str:
     """The leaderboard as text; CSV keeps every column, table and markdown the readable ones."""
     if fmt == "csv":
         return table.to_csv(index=False).rstrip("\n")
-    shown = table[[c for c in SHOWN if c in table.columns]]
+    shown = table[[c for c in columns if c in table.columns]]
     if shown.empty:
         return "(no runs yet)"
     if fmt == "markdown":

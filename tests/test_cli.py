@@ -59,6 +59,7 @@ OTHER_CASES = {
     "unknown suite": (["bench", "nosuch", "--out", "{out}"], "unknown suite 'nosuch'"),
     "bench seeds 0": (["bench", "smoke", "--seeds", "0", "--out", "{out}"], "--seeds must be >= 1"),
     "leaderboard format": (["leaderboard", "--out", "{out}", "--format", "xml"], "invalid choice"),
+    "leaderboard missing": (["leaderboard", "--out", "{out}/nowhere"], "no leaderboard in"),
     "resume missing folder": (["resume", "{out}/runs/nope"], "is not a run folder"),
     "resume a non-run folder": (["resume", "{out}"], "is not a run folder"),
     "resume a finished run": (["resume", "{run}"], "already finished"),
@@ -140,10 +141,14 @@ def test_run_appends_one_full_row_and_a_run_folder(out_dir):
 
 
 def test_leaderboard_formats(out_dir, capsys):
-    assert main([*RUN, "--out", str(out_dir)]) == 0
+    for seed in ("0", "1"):
+        assert main([*RUN, "--out", str(out_dir), "--seed", seed]) == 0
     capsys.readouterr()
     assert main(["leaderboard", "--out", str(out_dir), "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("| rank | task |") and "| CartPole-v1 |" in lines[2]
+    assert lines[0].startswith("| rank | task | encoding | algorithm | n | iqm | ci_low | ci_high |")
+    assert lines[2].startswith("| 1 | CartPole-v1 | dense | ga | 2 |")
+    assert main(["leaderboard", "--out", str(out_dir), "--format", "markdown", "--runs"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 + 2  # header, rule, one line per run
     assert main(["leaderboard", "--out", str(out_dir), "--format", "csv", "--task", "Pendulum-v1"]) == 0
-    assert capsys.readouterr().out.strip() == ",".join(COLUMNS + ["rank"])
+    assert capsys.readouterr().out.strip().startswith("task,encoding,algorithm,policy,score_kind,n,mean,iqm")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from suite import leaderboard
 from suite.leaderboard import COLUMNS, LeaderboardError
+from suite.stats import bootstrap_ci, iqm
 
 
 def row(run_id: str, task="CartPole-v1", score=1.0, kind="return") -> dict:
@@ -63,3 +65,31 @@ def test_ranking_follows_each_score_kind():
     ranked = leaderboard.ranked(table).set_index("run_id")["rank"]
     assert ranked["r2"] == 1 and ranked["r1"] == 2  # higher return first
     assert ranked["b2"] == 1 and ranked["b1"] == 2  # fewer bits per char first
+
+
+def test_iqm_drops_the_outer_quarters():
+    assert iqm(np.array([1.0, 2.0, 3.0, 4.0, 100.0])) == 3.0  # n=5: one dropped from each end
+    assert iqm(np.array([8.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])) == 4.5  # n=8: mean of 3..6
+    assert iqm(np.array([0.0, 10.0])) == 5.0  # fewer than 4 runs: the mean
+
+
+def test_bootstrap_interval_against_hand_computed_values():
+    # Two runs, 0 and 10: a resample's mean is 0, 5 or 10 (p = 1/4, 1/2, 1/4), so the 95% interval
+    # spans the extremes; identical runs give a zero-width interval; the same seed, the same interval.
+    assert bootstrap_ci(np.array([0.0, 10.0]), resamples=4000) == (0.0, 10.0)
+    assert bootstrap_ci(np.array([3.0, 3.0, 3.0])) == (3.0, 3.0)
+    values = np.arange(10.0)
+    assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=1)
+    low, high = bootstrap_ci(values)
+    assert low < iqm(values) < high
+
+
+def test_aggregate_groups_seeds_and_ranks_by_iqm():
+    runs = [row(f"r{i}", "CartPole-v1", s) for i, s in enumerate([100.0, 200.0, 300.0, 400.0, 500.0])]
+    runs += [{**row(f"q{i}", "CartPole-v1", s), "encoding": "lowrank"} for i, s in enumerate([450.0, 460.0])]
+    runs += [row(f"b{i}", "charlm/pydoc", s, "bits_per_char") for i, s in enumerate([2.0, 3.0])]
+    runs += [{**row(f"c{i}", "charlm/pydoc", s, "bits_per_char"), "encoding": "lowrank"} for i, s in enumerate([1.0])]
+    table = leaderboard.aggregate(pd.DataFrame(runs)).set_index(["task", "encoding"])
+    assert table.loc[("CartPole-v1", 0), "n"] == 5 and table.loc[("CartPole-v1", 0), "iqm"] == 300.0
+    assert table.loc[("CartPole-v1", "lowrank"), "rank"] == 1  # 455 beats 300
+    assert table.loc[("charlm/pydoc", "lowrank"), "rank"] == 1  # 1.0 bits/char beats 2.5
