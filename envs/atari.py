@@ -22,6 +22,7 @@ import functools
 import importlib.util
 import json
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -222,9 +223,12 @@ class AtariTask(Task):
         active = np.arange(slots)
         rewards = np.zeros(slots)
         ended = np.zeros(slots, dtype=bool)
+        t_policy = t_env = 0.0
         while len(active):
             jobs = slot_job[active]
+            t0 = time.perf_counter()
             actions = np.asarray(act(book.member(jobs), obs[active]))  # (A,)
+            t1 = time.perf_counter()
             valid = valid_actions(self.action_space, actions)
             if valid.all():
                 self._step(active, actions, obs, rewards, ended)
@@ -236,6 +240,7 @@ class AtariTask(Task):
                 self._step(active[ok], actions[ok], obs, sub_rewards, sub_ended)
                 rewards[: len(active)], ended[: len(active)] = 0.0, True
                 rewards[ok], ended[ok] = sub_rewards, sub_ended
+            t_policy, t_env = t_policy + t1 - t0, t_env + time.perf_counter() - t1
             over = book.update(jobs, rewards[: len(active)], ended[: len(active)])
             if over.any():
                 freed = active[over]
@@ -245,7 +250,9 @@ class AtariTask(Task):
                 self._reset(refill, [book.seed(j) for j in slot_job[refill]], obs)
                 next_job += len(refill)
                 active = np.flatnonzero(slot_job >= 0)
-        return book.result(self.frames_per_step)
+        result = book.result(self.frames_per_step)
+        result.timings.update(policy=t_policy, env=t_env)
+        return result
 
     def score(self, returns: np.ndarray) -> float:
         """Human-normalized mean return, (score - random) / (human - random); raw mean without references."""

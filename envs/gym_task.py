@@ -10,6 +10,7 @@ the same Python loop gymnasium's SyncVectorEnv runs (sync beats async on 2 cores
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import gymnasium as gym
@@ -60,9 +61,12 @@ class GymTask(Task):
         active = np.arange(len(envs))  # slots holding a running job
         rewards = np.zeros(len(envs))
         ended = np.zeros(len(envs), dtype=bool)
+        t_policy = t_env = 0.0
         while len(active):
             jobs = slot_job[active]
+            t0 = time.perf_counter()
             actions = act(book.member(jobs), obs[active])
+            t1 = time.perf_counter()
             valid = valid_actions(self.action_space, actions)
             for k, slot in enumerate(active):
                 if not valid[k]:
@@ -75,6 +79,7 @@ class GymTask(Task):
                 except Exception as err:  # an env fault ends this member's episode, not the generation
                     book.fail(int(jobs[k]), f"{type(err).__name__}: {err}")
                     rewards[k], ended[k] = 0.0, True
+            t_policy, t_env = t_policy + t1 - t0, t_env + time.perf_counter() - t1
             over = book.update(jobs, rewards[: len(active)], ended[: len(active)])
             if over.any():
                 for slot in active[over]:
@@ -85,7 +90,9 @@ class GymTask(Task):
                     else:
                         slot_job[slot] = -1
                 active = np.flatnonzero(slot_job >= 0)
-        return book.result(self.frames_per_step)
+        result = book.result(self.frames_per_step)
+        result.timings.update(policy=t_policy, env=t_env)
+        return result
 
     def close(self) -> None:
         for env in self._envs:

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 import envs
-from agents import PopulationActor, make_policy
+from agents import PopulationActor, checkpoints, make_policy
 from agents import algorithms as algorithm_registry
 from agents import encodings as encoding_registry
 from agents.algorithms import Algorithm, AlgorithmState
 from agents.encodings import Encoding, Genome
+from agents.masks import MaskedPolicy, load_mask
 from agents.policies import Policy
 from envs import Evaluation, Task
 
@@ -50,8 +51,15 @@ def build_parts(resolved: Any, device: torch.device) -> Parts:
     spec = resolved.spec
     task = envs.make(spec.task, resolved.task)
     policy = make_policy(spec.policy, task.observation_space, task.action_space, resolved.policy)
+    if resolved.runner.mask is not None:  # a lottery ticket: every member's masked weights are zero
+        policy = MaskedPolicy(policy, load_mask(resolved.runner.mask))
     encoding = encoding_registry.make(spec.encoding, policy, resolved.encoding, device)
+    if resolved.runner.init is not None:  # a pretrained start: genomes are rooted at the checkpoint's link
+        start = checkpoints.load(resolved.runner.init)
+        encoding.start_from(start.link, start.search_vector(encoding))
     algorithm = algorithm_registry.make(spec.algorithm, spec.population, resolved.algorithm)
+    if hasattr(algorithm, "bind"):  # an evolution strategy searches around a mean in the encoding's space
+        algorithm.bind(encoding)
     return Parts(task, policy, encoding, algorithm, device)
 
 

@@ -5,9 +5,14 @@ Other task families add their suites here with ``register_suite`` (e.g. Atari's)
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from suite.spec import RunSpec
+
+Procedure = Callable[[str, int, str], object]
+"""(output folder, seeds, device) -> anything: a suite that is a procedure rather than a list of runs."""
 
 
 @dataclass(frozen=True)
@@ -15,6 +20,8 @@ class Suite:
     name: str
     description: str
     specs: tuple[RunSpec, ...]
+    procedure: Procedure | None = None
+    """Runs instead of ``specs`` when set (e.g. the lottery-ticket rounds, each round depending on the last)."""
 
     def for_seeds(self, seeds: int) -> list[RunSpec]:
         """Every spec once per seed 0..seeds-1."""
@@ -24,8 +31,12 @@ class Suite:
 SUITES: dict[str, Suite] = {}
 
 
-def register_suite(name: str, description: str, specs: list[RunSpec]) -> None:
-    SUITES[name] = Suite(name, description, tuple(specs))
+def register_suite(name: str, description: str, specs: list[RunSpec], procedure: Procedure | None = None) -> None:
+    SUITES[name] = Suite(name, description, tuple(specs), procedure)
+
+
+def _lottery(out: str, seeds: int, device: str) -> object:
+    return importlib.import_module("suite.lottery").run_lottery(out, seeds, device)  # imported only when run
 
 
 register_suite(
@@ -44,6 +55,26 @@ register_suite(
         RunSpec(task, population=64, generations=20)
         for task in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5")
     ],
+)
+register_suite(
+    "lottery",
+    "SNES lottery tickets on digits and CartPole: SNR vs magnitude vs random pruning (a few minutes)",
+    [],
+    procedure=_lottery,
+)
+register_suite(
+    "sparse-window",
+    "critical mutation window: sparse children of an adam-trained digits model, sigma x p in {1, 0.1, 0.01} (~1 min)",
+    [],
+    procedure=lambda out, seeds, device: importlib.import_module("suite.sparse_window").run_sparse_window(
+        out, seeds, device
+    ),
+)
+register_suite(
+    "stitch",
+    "stitching two adam-trained digits MLPs: GA over switches, Pareto front of accuracy vs multiply-adds (~1 min)",
+    [],
+    procedure=lambda out, seeds, device: importlib.import_module("suite.stitch").run_stitch(out, seeds, device),
 )
 import suite.atari_suites  # noqa: E402, F401  (registers atari5, garbus4, atari-smoke)
 import suite.reference_suites  # noqa: E402, F401  (registers encodings-control, encodings-charlm, early-termination)

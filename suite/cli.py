@@ -93,7 +93,8 @@ def cmd_list(args: argparse.Namespace) -> None:
         print("(any other gymnasium id with Box observations and Box or Discrete actions works too)")
     elif args.what == "suites":
         for suite in SUITES.values():
-            print(f"{suite.name:16s} {len(suite.specs)} runs: {suite.description}")
+            size = "procedure" if suite.procedure else f"{len(suite.specs)} runs"
+            print(f"{suite.name:16s} {size}: {suite.description}")
     else:
         registry = {"encodings": ENCODINGS, "algorithms": ALGORITHMS, "policies": POLICIES}[args.what]
         for name in registry.names():
@@ -136,6 +137,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     out = check_writable(args.out)
+    if SUITES[args.suite].procedure is not None:
+        SUITES[args.suite].procedure(str(out), args.seeds, args.device)
+        return
     specs = SUITES[args.suite].for_seeds(args.seeds)
     resolved = [resolve(RunSpec(**{**vars(s), "device": args.device})) for s in specs]  # all checked first
     run_ids = []

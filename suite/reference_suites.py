@@ -16,7 +16,7 @@ from suite.spec import RunSpec
 
 ENCODINGS = ("dense", "lowrank", "lowrank-perturb", "sparse")
 CONTROL = {"population": 32, "generations": 10}
-CHARLM = {"population": 32, "generations": 15}
+CHARLM = {"population": 32, "generations": 50}
 CHARLM_SETTINGS = {"batch_windows": 16}
 
 register_suite(
@@ -26,7 +26,7 @@ register_suite(
 )
 register_suite(
     "encodings-charlm",
-    "4 encodings + the adam reference on charlm/pydoc, equal forward budget (P=32, 15 generations); --seeds 5",
+    "4 encodings + the adam reference on charlm/pydoc, equal forward budget (P=32, 50 generations); --seeds 5",
     [RunSpec("charlm/pydoc", encoding=e, settings=CHARLM_SETTINGS, **CHARLM) for e in ENCODINGS]
     + [RunSpec("charlm/pydoc", algorithm="adam", settings=CHARLM_SETTINGS, **CHARLM)],
 )

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from agents import PopulationActor
+from agents import PopulationActor, checkpoints
 from suite import __version__, leaderboard
 from suite.backends import backend_class, build_parts
+from suite.ensembles import ChildEnsembles
 from suite.rundir import CheckpointError, RunDir
 from suite.settings import UsageError
 from suite.spec import ResolvedSpec, RunSpec, resolve
@@ -106,6 +107,10 @@ class Run:
         self.history: list[dict[str, Any]] = []
         self.totals = Totals()
         self.best_fitness = float("-inf")
+        try:  # S0 child ensembles, scored after each generation when --set ensemble=K
+            self.ensembles = ChildEnsembles(self, resolved.runner.ensemble) if resolved.runner.ensemble else None
+        except ValueError as err:
+            raise UsageError(str(err)) from None
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -125,12 +130,13 @@ class Run:
 
     @property
     def gradient(self) -> bool:
-        """True for a gradient reference (``--algorithm adam``): trained by backprop, not ask/tell."""
-        return getattr(self.algorithm, "trains_by_gradient", False)
+        """True for a direct trainer: a gradient reference (``adam``) or RSO, not ask/tell."""
+        return getattr(self.algorithm, "trains_by_gradient", False) or getattr(self.algorithm, "trains_directly", False)
 
     def step(self) -> dict[str, Any]:
         """One generation: ask, decode, evaluate, tell, crown, log, checkpoint."""
         gen, t0 = self.generation, time.perf_counter()
+        parent = tuple(self.state.best) if self.state.best is not None else None  # the last crowned elite
         genomes, state = self.algorithm.ask(self.state)
         t1 = time.perf_counter()
         seeds = episode_seeds(self.spec.seed, TRAIN, gen, self.resolved.task.episodes)
@@ -158,9 +164,15 @@ class Run:
         if ev.best_trace is not None:
             self.elite_trace = ev.best_trace
         times = {"t_ask": t1 - t0, "t_decode": t2 - t1, "t_evaluate": t3 - t2, "t_elite": t4 - t3}
-        return self.record(fitness, state.best_fitness, [ev, *extra], times)
+        ensemble = None
+        if self.ensembles is not None:
+            held_out = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
+            ensemble = self.ensembles(genomes, fitness, parent, held_out)
+        return self.record(fitness, state.best_fitness, [ev, *extra], times, ensemble)
 
-    def record(self, fitness: np.ndarray, elite_fitness: float, evaluations: list, times: dict) -> dict[str, Any]:
+    def record(
+        self, fitness: np.ndarray, elite_fitness: float, evaluations: list, times: dict, extra: dict | None = None
+    ) -> dict[str, Any]:
         """Count one generation's evaluations (the first is the population's), log its history row."""
         main, wall = evaluations[0], sum(times.values())
         frames = sum(e.frames for e in evaluations)
@@ -185,6 +197,7 @@ class Run:
             "total_frames": self.totals.frames,
             "wall_s": wall,
             **times,
+            **(extra or {}),  # ensemble columns (parent, best child, mean child, ensemble scores) when on
             "frames_per_s": frames / max(wall, 1e-9),
         }
         self.generation += 1
@@ -197,20 +210,24 @@ class Run:
         return row
 
     def train_by_gradient(self) -> dict[str, Any]:
-        """The gradient reference (``--algorithm adam``): backprop steps instead of ask/tell.
+        """A direct trainer instead of ask/tell: the gradient reference (``adam``) or RSO.
 
-        Each generation takes as many steps as evolution evaluates members (P x episodes
-        minibatches), on windows drawn from the same episode seeds, and logs the same history.
-        Its state (weights and Adam moments) is not a seed chain, so it is not checkpointed.
+        Each generation takes the trainer's steps (adam: as many as evolution evaluates
+        members, P x episodes minibatches; rso: one cycle), on minibatches drawn from the same
+        episode seeds, and logs the same history. Adam steps on ``task.loss``; RSO scores its
+        candidates with ``task.evaluate``. The trained weights are not a seed chain, so they
+        are not checkpointed.
         """
-        if not hasattr(self.task, "loss"):
+        by_gradient = getattr(self.algorithm, "trains_by_gradient", False)
+        if by_gradient and not hasattr(self.task, "loss"):
             raise UsageError(f"algorithm {self.spec.algorithm} needs a task with a differentiable loss (charlm/*)")
+        objective = self.task.loss if by_gradient else self.task.evaluate  # direct search scores populations
         trainer = self.algorithm.trainer(self.encoding, self.policy, self.spec.seed)
         steps = self.algorithm.steps_per_generation(self.resolved.task.episodes)
         while self.generation < self.spec.generations:
             t0 = time.perf_counter()
             seeds = episode_seeds(self.spec.seed, TRAIN, self.generation, steps)
-            evaluations = [trainer.step(self.task.loss, seed) for seed in seeds]
+            evaluations = [trainer.step(objective, seed) for seed in seeds]
             fitness = np.array([float(e.fitness[0]) for e in evaluations])
             self.record(fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
         return self.conclude(trainer.params(), ())[1]
@@ -234,7 +251,23 @@ class Run:
         if not (leaderboard.read(self.out_dir)["run_id"] == row["run_id"]).any():
             leaderboard.append(self.out_dir, row)
         self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
+        self.save_elite(params, best, score)
         return score, row
+
+    def save_elite(self, params, best: tuple[int, ...], score: float) -> None:
+        """The final elite's weights as ``elite.safetensors`` in the run folder: a start for ``--set init=PATH``."""
+        params = self.policy.apply(params) if hasattr(self.policy, "apply") else params  # a masked policy's weights
+        genome = list(self.encoding.canonical(best)) if hasattr(self.encoding, "canonical") else list(best)
+        meta = {"run_id": self.run_dir.path.name, "task": self.spec.task, "policy": self.policy.describe(),
+                "encoding": self.spec.encoding, "algorithm": self.spec.algorithm, "genome": genome,
+                "final_score": score, "score_kind": self.task.score_kind, "init": self.resolved.runner.init,
+                "layers": checkpoints.describe_layers(self.policy.layers)}  # fmt: skip
+        try:
+            tensors = checkpoints.layer_tensors(self.policy.layers, params)
+        except (AttributeError, TypeError, KeyError) as err:  # a plugin form without a dense materialize()
+            log.warning("elite weights not saved: %s cannot be exported as dense tensors (%s)", self.spec.encoding, err)
+            return
+        checkpoints.save(self.run_dir.path / "elite.safetensors", tensors, meta)
 
     def leaderboard_row(self, best: tuple[int, ...], final_score: float) -> dict[str, Any]:
         return {

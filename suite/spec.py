@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import envs
 from agents.algorithms import ALGORITHMS
+from agents.checkpoints import load as load_checkpoint
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
 from suite.backends import BACKENDS, backend_class
@@ -32,12 +34,24 @@ class RunnerOptions:
     env loop (HalfCheetah P=64 evaluation measured 0.96x the raw env with 1 thread, 0.14x with 2)."""
     eval_episodes: int = 5
     """Held-out episodes the final elite is scored on for ``final_score``."""
+    mask: str | None = None
+    """A weight mask (.npz of 0/1 arrays by layer, e.g. a lottery ticket) applied to every member; off when unset."""
+    init: str | None = None
+    """Start from trained weights (a run's elite.safetensors): every initial member is them (dense, sparse)."""
+    ensemble: int | None = None
+    """After each generation, score the top K children's averaged predictions as one ensemble (off when unset)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.eval_episodes < 1:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.mask is not None and not Path(self.mask).is_file():
+            raise ValueError(f"mask file {self.mask} does not exist")
+        if self.init is not None:  # exists, is an untampered checkpoint; its layers are checked against the policy
+            load_checkpoint(self.init)
+        if self.ensemble is not None and self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1 (children averaged), got {self.ensemble}")
 
 
 @dataclass

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
 
+from agents import encodings, make_policy
 from agents.algorithms import ALGORITHMS
 from agents.algorithms import make as make_algorithm
 from agents.algorithms.ga import GA, GAOptions, rank
+from agents.policies import MLPOptions
 from suite.runner import run_spec
 from suite.settings import UsageError
 from suite.spec import RunSpec
 
-SEARCH = [n for n in ALGORITHMS.names() if not getattr(ALGORITHMS.get(n), "trains_by_gradient", False)]
-GRADIENT = [n for n in ALGORITHMS.names() if n not in SEARCH]
+DIRECT = [n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "trains_directly", False)]
+SEARCH = [
+    n for n in ALGORITHMS.names() if n not in DIRECT and not getattr(ALGORITHMS.get(n), "trains_by_gradient", False)
+]
+GRADIENT = [n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "trains_by_gradient", False)]
 TINY_LM = {"context": 8, "batch_windows": 4, "val_windows": 8, "n_layer": 1, "n_embd": 16, "n_head": 2}
 
 
@@ -40,9 +46,19 @@ def test_every_gradient_reference_trains_on_a_differentiable_task(name, out_dir)
         run_spec(RunSpec("CartPole-v1", algorithm=name, population=4, generations=1), out_dir)
 
 
+@pytest.mark.parametrize("name", DIRECT)
+def test_every_direct_trainer_trains_on_a_supervised_task(name, out_dir):
+    spec = RunSpec("digits", algorithm=name, population=9, generations=1, settings={"hidden": "8", "batch_size": 32})
+    row = run_spec(spec, out_dir)
+    assert row["algorithm"] == name and row["score_kind"] == "accuracy" and 0.2 < row["final_score"] <= 1
+
+
 @pytest.mark.parametrize("name", SEARCH)
 def test_state_round_trips_through_json(name):
     algorithm = make_algorithm(name, 6)
+    if hasattr(algorithm, "bind"):  # an evolution strategy searches an encoding's space around its mean
+        policy = make_policy("mlp", gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), MLPOptions(hidden=(4,)))
+        algorithm.bind(encodings.make("dense", policy))
     state = algorithm.init(3)
     genomes, state = algorithm.ask(state)
     state = algorithm.tell(state, genomes, np.arange(len(genomes), dtype=float))

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 import envs
 from agents import PopulationActor, make_policy
@@ -135,3 +136,28 @@ def test_mujoco_leaves_no_log_file_behind(tmp_path, monkeypatch, capfd):
     task.close()
     assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
     assert "settotalmass" not in capfd.readouterr().err
+
+
+class CountingCartPole(CartPoleEnv):
+    """CartPole that counts every step any instance takes, to compare with what a task reports."""
+
+    steps_taken = 0
+
+    def step(self, action):
+        CountingCartPole.steps_taken += 1
+        return super().step(action)
+
+
+gym.register("evoboard-test/CountingCartPole-v0", entry_point=CountingCartPole, max_episode_steps=500)
+
+
+@pytest.mark.parametrize("max_envs", [256, 5])
+def test_no_env_step_is_taken_for_a_finished_episode(max_envs):
+    """Episodes end at very different times; every step taken must be a counted frame of a running job."""
+    task = small_task("evoboard-test/CountingCartPole-v0", max_envs=max_envs)
+    actor = actor_for(task, 16)[0]
+    CountingCartPole.steps_taken = 0
+    ev = task.evaluate(actor, 16, [3, 4])
+    task.close()
+    assert ev.steps.min() < ev.steps.max() / 2  # the check means something only if lengths differ
+    assert CountingCartPole.steps_taken == ev.frames == ev.steps.sum()

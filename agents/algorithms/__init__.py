@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from agents.algorithms.adam import Adam
 from agents.algorithms.base import Algorithm, AlgorithmState
+from agents.algorithms.es import OpenAIES
 from agents.algorithms.ga import GA
+from agents.algorithms.rso import RSO
+from agents.algorithms.snes import SNES
 from agents.registry import Registry
 
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", "evoboard.algorithms")
 ALGORITHMS.register("ga")(GA)
 ALGORITHMS.register("adam")(Adam)
+ALGORITHMS.register("openai-es")(OpenAIES)
+ALGORITHMS.register("snes")(SNES)
+ALGORITHMS.register("rso")(RSO)
 
 
 def make(name: str, population: int, options=None) -> Algorithm:

@@ -105,6 +105,8 @@ class SeedChainEncoding(Encoding):
         self._init_scale, self._init_shift = self._init_affine()
         self._cache: dict[Genome, torch.Tensor] = {}  # the last two decodes
         self._last: dict[Genome, torch.Tensor] = {}
+        self._pretrained: dict[int, torch.Tensor] = {}  # checkpoint link (< 0) -> its search vector
+        self.root: int | None = None  # set by start_from: every initial member is that checkpoint
 
     @abstractmethod
     def tensor_shapes(self) -> list[tuple[str, TensorSpec]]:
@@ -127,8 +129,30 @@ class SeedChainEncoding(Encoding):
         return scale, shift
 
     def init_vector(self, seed: int) -> torch.Tensor:
-        """A member's initial search vector: each block ~ N(its mean, its std^2)."""
+        """A member's initial search vector: each block ~ N(its mean, its std^2).
+
+        A negative first link names a pretrained checkpoint (``agents.checkpoints``): its vector.
+        In a run started from a checkpoint (``start_from``), every seed the algorithm draws for an
+        initial member maps to that checkpoint, so GA, ES, Adam and RSO all start from it unchanged.
+        """
+        if seed < 0 or self.root is not None:
+            link = seed if seed < 0 else self.root
+            if link not in self._pretrained:
+                raise KeyError(f"genome link {seed} names checkpoint {link}, which this encoding was not given")
+            return self._pretrained[link]
         return torch.addcmul(self._init_shift, noise(seed, self.search_dims, self.device), self._init_scale)
+
+    def start_from(self, link: int, vector: torch.Tensor) -> None:
+        """Root every genome at a checkpoint: link ``link`` (< 0) replays as ``vector`` (D,)."""
+        if link >= 0 or vector.shape != (self.search_dims,):
+            raise ValueError(f"a checkpoint link is < 0 with a vector of {self.search_dims} dims")
+        self._pretrained[link] = vector.to(self.device, torch.float32)
+        self.root = link
+
+    def canonical(self, genome: Genome) -> Genome:
+        """The genome as it replays: in a rooted run its first link is the checkpoint's."""
+        genome = tuple(genome)
+        return (self.root, *genome[1:]) if self.root is not None and genome and genome[0] >= 0 else genome
 
     def vector(self, genome: Genome) -> torch.Tensor:
         """Replay a genome from its seeds alone (slow path; used on cache misses)."""

@@ -1,0 +1,107 @@
+"""SNES: separable natural evolution strategies, a mean and one sigma per parameter.
+
+Schaul, Glasmachers & Schmidhuber 2011, "High Dimensions and Heavy Tails for Natural
+Evolution Strategies". Members are mu + sigma * eps with eps ~ N(0, I) drawn from each
+member's seed; fitness is replaced by the NES rank utilities; the natural gradient moves
+mu by eta_mu * sigma * sum_k u_k eps_k and sigma multiplicatively by
+exp(eta_sigma / 2 * sum_k u_k (eps_k^2 - 1)). Its per-parameter sigma gives the
+signal-to-noise score |mu_i| / sigma_i that Lange & Sprekeler 2023 ("Lottery Tickets in
+Evolutionary Optimization") prune by. The per-parameter scaling needs independent
+Gaussian noise per search dimension: ``dense`` and ``lowrank`` (its factors), not the
+rank-r noise of ``lowrank-perturb``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from agents.algorithms.base import draw_seed, rng_from
+from agents.algorithms.es import MeanSearch, MeanState
+from agents.encodings.base import Genome
+from agents.encodings.dense import DenseEncoding
+from agents.encodings.lowrank import LowRankEncoding
+
+
+def nes_utilities(fitness: np.ndarray) -> np.ndarray:
+    """NES rank utilities: u_k = max(0, log(n/2 + 1) - log k) normalised, minus 1/n (k = 1 is the best)."""
+    fitness = np.asarray(fitness, dtype=np.float64)
+    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
+    n = len(fitness)
+    k = np.arange(1, n + 1)
+    raw = np.maximum(0.0, math.log(n / 2 + 1) - np.log(k))
+    by_rank = raw / raw.sum() - 1.0 / n
+    out = np.empty(n)
+    out[np.argsort(-fitness, kind="stable")] = by_rank
+    return out
+
+
+@dataclasses.dataclass
+class SNESOptions:
+    """Settings of SNES."""
+
+    snes_sigma: float = 0.05
+    """Initial per-parameter noise std."""
+    snes_lr: float = 1.0
+    """Learning rate of the mean (Schaul et al.: 1)."""
+    snes_sigma_lr: float | None = None
+    """Learning rate of log sigma; default (3 + ln D) / (5 sqrt D) (Schaul et al. 2011)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.snes_sigma < float("inf"):
+            raise ValueError(f"snes_sigma must be > 0 and finite, got {self.snes_sigma}")
+        if not 0 < self.snes_lr < float("inf"):
+            raise ValueError(f"snes_lr must be > 0 and finite, got {self.snes_lr}")
+        if self.snes_sigma_lr is not None and not 0 < self.snes_sigma_lr < float("inf"):
+            raise ValueError(f"snes_sigma_lr must be > 0 and finite, got {self.snes_sigma_lr}")
+
+
+@dataclasses.dataclass
+class SNESState(MeanState):
+    sigma: list[float] = dataclasses.field(default_factory=list)
+
+
+class SNES(MeanSearch):
+    """Separable NES (Schaul et al. 2011): Gaussian search with one sigma per parameter."""
+
+    name = "snes"
+    Options = SNESOptions
+    State = SNESState
+    encodings = (DenseEncoding, LowRankEncoding)
+
+    def init(self, seed: int) -> SNESState:
+        init_seed, mean = self.initial_mean(seed)
+        rng = np.random.default_rng([seed, 1])
+        return SNESState(generation=0, rng=rng.bit_generator.state, init_seed=init_seed, mean=mean,
+                         sigma=[self.options.snes_sigma] * len(mean))  # fmt: skip
+
+    def ask(self, state: SNESState) -> tuple[list[Genome], SNESState]:
+        rng = rng_from(state.rng)
+        keys = [(state.generation, draw_seed(rng), 1) for _ in range(self.population)]
+        return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=[list(k) for k in keys])
+
+    def member_vectors(self, genomes: Sequence[Genome], state: SNESState) -> torch.Tensor:
+        mean = self._mean_tensor(state)
+        sigma = torch.tensor(state.sigma, dtype=torch.float32, device=mean.device)
+        rows = [mean if sign == 0 else mean + sign * sigma * self.direction(seed) for _, seed, sign in genomes]
+        return torch.stack(rows)  # (P, D)
+
+    def tell(self, state: SNESState, genomes: Sequence[Genome], fitness: np.ndarray) -> SNESState:
+        sampled = [i for i, g in enumerate(genomes) if g[2] != 0]
+        u = nes_utilities(np.asarray(fitness)[sampled])  # (n,)
+        eps = self.directions([genomes[i][1] for i in sampled])  # (n, D)
+        mu, sigma = np.asarray(state.mean), np.asarray(state.sigma)
+        eta_sigma = self.options.snes_sigma_lr or (3 + math.log(len(mu))) / (5 * math.sqrt(len(mu)))
+        mu = mu + self.options.snes_lr * sigma * (u @ eps)
+        sigma = sigma * np.exp(0.5 * eta_sigma * (u @ (eps**2 - 1.0)))
+        t = state.generation + 1
+        return dataclasses.replace(state, generation=t, mean=mu.tolist(), sigma=sigma.tolist(), best=[t, 0, 0],
+                                   best_fitness=float(np.max(fitness)))  # fmt: skip
+
+    def signal_to_noise(self, state: SNESState) -> np.ndarray:
+        """|mu_i| / sigma_i per search dimension (D,): Lange & Sprekeler's pruning score."""
+        return np.abs(np.asarray(state.mean)) / np.asarray(state.sigma)

@@ -1,0 +1,149 @@
+"""Handwritten digits (scikit-learn's bundled 8x8 set) as a population task, scored by test accuracy.
+
+The small supervised task of the suite's RSO (Tripathi & Singh 2020) and lottery-ticket
+(Lange & Sprekeler 2023) comparisons: 1,797 images of 64 pixels, 10 classes, shipped inside
+scikit-learn (no download). The train/test split is fixed (a permutation seeded by a
+constant, not by the run's seed), so every run on every machine tests on the same images.
+Fitness is minus the mean cross-entropy of each member on a minibatch of training images,
+the same images for every member in a generation, drawn from the runner's episode seeds
+(one minibatch per seed), exactly as ``charlm`` does with windows. The final score is the
+test accuracy of the final elite (``score_kind=accuracy``).
+
+Observations are Box(64) pixels in [0, 1]; the policy's answer for images (A, B, 64) is
+class logits (A, B, 10) (``classifier_mlp``, ``small_cnn``). One member-forward is one
+member on one image, and so is a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from envs.base import Act, Evaluation, Task
+
+SPLIT_SEED = 20_240_806  # fixed: the split never depends on a run's seed
+CLASSES = 10
+PIXELS = 64
+
+
+@dataclass
+class DigitsOptions:
+    """Minibatch and split settings of the digits task."""
+
+    batch_size: int = 128
+    """Training images per minibatch; every member is scored on the same ones."""
+    episodes: int = 1
+    """Minibatches per member per evaluation, one per episode seed; fitness is their mean."""
+    test_fraction: float = 0.2
+    """Fraction of the 1,797 images held out (fixed permutation) for the final test accuracy."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+def digits_split(test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train and test images (N, 64) float32 in [0, 1] and labels (N,) int64, from a fixed permutation."""
+    data = load_digits()
+    images = (data.data / 16.0).astype(np.float32)  # pixel counts 0..16 -> [0, 1]
+    labels = data.target.astype(np.int64)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
+    n_test = round(test_fraction * len(labels))
+    test, train = order[:n_test], order[n_test:]
+    return images[train], labels[train], images[test], labels[test]
+
+
+def _evaluation(returns: np.ndarray, images_per_member: int) -> Evaluation:
+    members, episodes = returns.shape
+    return Evaluation(
+        fitness=returns.mean(1),
+        returns=returns,
+        steps=np.full(returns.shape, images_per_member // episodes),
+        cut=np.zeros(returns.shape, dtype=bool),
+        frames=members * images_per_member,
+        frames_saved=0,
+        member_forwards=members * images_per_member,
+    )
+
+
+class DigitsTask(Task):
+    """Classify 8x8 digits; fitness = minus minibatch cross-entropy, final score = test accuracy."""
+
+    Options = DigitsOptions
+    score_kind = "accuracy"
+    default_policy = "classifier_mlp"
+
+    def __init__(self, task_id: str, options: DigitsOptions):
+        super().__init__(task_id, options)
+        x_train, y_train, x_test, y_test = digits_split(options.test_fraction)
+        if options.batch_size > len(y_train):
+            raise ValueError(f"batch_size must be <= {len(y_train)} training images, got {options.batch_size}")
+        self.x_train, self.y_train = torch.from_numpy(x_train), torch.from_numpy(y_train)
+        self.x_test, self.y_test = torch.from_numpy(x_test), torch.from_numpy(y_test)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (PIXELS,), np.float32)
+        self.action_space = gym.spaces.Discrete(CLASSES)
+        self._device = torch.device("cpu")  # where the actor answered last: images are sent there
+
+    def minibatch(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training images (B, 64) and labels (B,) from ``seed`` alone (drawn without replacement)."""
+        rows = np.random.default_rng(seed).choice(len(self.y_train), self.options.batch_size, replace=False)
+        index = torch.from_numpy(rows)
+        return self.x_train[index], self.y_train[index]
+
+    def _logits(self, act: Act, members: int, images: torch.Tensor) -> torch.Tensor:
+        """Every member's class logits for the same images: (members, B, 10)."""
+        x = images.to(self._device).expand(members, *images.shape)  # (A, B, 64): one copy for all members
+        logits = act(np.arange(members), x)
+        self._device = logits.device
+        return logits
+
+    def losses(self, act: Act, members: int, seed: int) -> np.ndarray:
+        """Mean cross-entropy (nats) of each member on the minibatch of ``seed``: (members,)."""
+        images, labels = self.minibatch(seed)
+        logits = self._logits(act, members, images)  # (A, B, 10)
+        flat = labels.to(logits.device).expand(members, -1).reshape(-1)
+        ce = F.cross_entropy(logits.reshape(-1, CLASSES).float(), flat, reduction="none")
+        return ce.reshape(members, -1).mean(1).double().cpu().numpy()
+
+    def evaluate(
+        self, act: Act, members: int, seeds: Sequence[int], elite_trace: np.ndarray | None = None
+    ) -> Evaluation:
+        """Fitness = minus mean cross-entropy over one minibatch per seed, all members on the same images."""
+        returns = np.stack([-self.losses(act, members, s) for s in seeds], axis=1)  # (P, E)
+        return _evaluation(returns, len(seeds) * self.options.batch_size)
+
+    def accuracy(self, act: Act, members: int = 1) -> np.ndarray:
+        """Test accuracy of each of ``members``: (members,)."""
+        logits = self._logits(act, members, self.x_test)  # (A, N_test, 10)
+        correct = logits.argmax(-1).cpu() == self.y_test
+        return correct.double().mean(1).numpy()
+
+    def score(self, returns: np.ndarray) -> float:
+        """The final score is the accuracy itself (returns hold it)."""
+        return float(np.mean(returns))
+
+    def final_score(self, act: Act, seeds: Sequence[int]) -> tuple[float, Evaluation]:
+        """Test accuracy of member 0 on the fixed held-out images; ``seeds`` are not used."""
+        returns = self.accuracy(act)[:, None]  # (1, 1)
+        return self.score(returns), _evaluation(returns, len(self.y_test))
+
+    def loss(self, forward: Callable[[torch.Tensor], torch.Tensor], seed: int) -> tuple[torch.Tensor, Evaluation]:
+        """Differentiable mean cross-entropy of one model on the minibatch of ``seed``, and its cost.
+
+        ``forward`` maps images (1, B, 64) to logits (1, B, 10) with autograd on, so the
+        gradient reference (``--algorithm adam``) trains on the minibatches evolution sees.
+        """
+        images, labels = self.minibatch(seed)
+        logits = forward(images.to(self._device).unsqueeze(0))  # (1, B, 10)
+        self._device = logits.device
+        loss = F.cross_entropy(logits[0].float(), labels.to(logits.device))
+        return loss, _evaluation(np.array([[-float(loss.detach())]]), self.options.batch_size)

@@ -1,0 +1,125 @@
+"""Lottery tickets: exact global pruning, biases untouched, exact rewinding, safe mask files, the bench procedure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import envs
+from agents import encodings, make_policy, pruning
+from agents.masks import MaskedPolicy, check_mask, load_mask, save_mask
+from agents.policies import MLPOptions
+from suite.cli import main
+from suite.lottery import LotteryTask, run_lottery
+from suite.runner import run_spec
+from suite.settings import UsageError
+from suite.spec import RunSpec
+
+
+def digits_encoding(name: str = "dense", hidden=(16,)):
+    task = envs.make("digits")
+    policy = make_policy("classifier_mlp", task.observation_space, task.action_space, MLPOptions(hidden=hidden))
+    return policy, encodings.make(name, policy)
+
+
+def test_pruning_keeps_exactly_the_requested_fraction_globally_and_never_biases():
+    policy, encoding = digits_encoding()
+    rng = np.random.default_rng(0)
+    mean, sigma = rng.normal(size=encoding.search_dims), rng.uniform(0.1, 1, size=encoding.search_dims)
+    mask = pruning.full_mask(encoding)
+    assert set(mask) == {"fc0", "fc1"} and mask["fc0"].shape == (16, 64)  # weights only, no bias entries
+    n = 16 * 64 + 10 * 16
+    kept = n
+    for method in pruning.METHODS:
+        mask, kept = pruning.full_mask(encoding), n
+        for r in range(4):
+            old = mask
+            mask = pruning.prune(pruning.scores(method, mean, sigma, encoding, seed=r), mask, 0.8)
+            kept = round(0.8 * kept)
+            assert sum(int(m.sum()) for m in mask.values()) == kept
+            assert all(not (mask[k] & ~old[k]).any() for k in mask)  # pruned weights stay pruned
+    # snr keeps the highest |mu| / sigma across layers (global, not per layer)
+    snr = pruning.by_layer(np.abs(mean) / sigma, encoding)
+    one = pruning.prune(pruning.scores("snr", mean, sigma, encoding), pruning.full_mask(encoding), 0.5)
+    threshold = np.sort(np.concatenate([s.ravel() for s in snr.values()]))[::-1][n // 2 - 1]
+    assert all((snr[k][one[k]] >= threshold).all() for k in one)
+
+
+def test_rewinding_restores_initial_values_exactly_and_biases_are_never_masked():
+    policy, encoding = digits_encoding()
+    init = encoding.init_vector(11).numpy()
+    init[encoding.blocks[1].start : encoding.blocks[1].stop] = 0.5  # give fc0's bias nonzero values to watch
+    mask = pruning.prune(pruning.scores("random", init, None, encoding, seed=3), pruning.full_mask(encoding), 0.3)
+    rewound = pruning.rewind(init, mask, encoding)
+    weights = pruning.by_layer(rewound, encoding)
+    original = pruning.by_layer(init, encoding)
+    for name, m in mask.items():
+        assert np.array_equal(weights[name][m], original[name][m]) and (weights[name][~m] == 0).all()
+    bias = encoding.blocks[1]
+    assert bias.role == "bias" and np.array_equal(rewound[bias.start : bias.stop], init[bias.start : bias.stop])
+    # The masked policy applies the same thing to every member of any encoding.
+    masked = MaskedPolicy(policy, mask)
+    params = masked.apply(encoding.to_params(torch.tensor(init).unsqueeze(0)))
+    assert torch.equal(params["fc0"].weight[0], torch.tensor(weights["fc0"]))
+    assert torch.equal(params["fc0"].bias[0], torch.full((16,), 0.5))
+
+
+def test_mask_files_round_trip_and_bad_files_are_refused(tmp_path):
+    policy, encoding = digits_encoding()
+    mask = pruning.prune(pruning.scores("random", np.zeros(1), None, encoding, seed=1), pruning.full_mask(encoding))
+    path = save_mask(tmp_path / "ticket.npz", mask)
+    loaded = load_mask(path)
+    assert set(loaded) == set(mask) and all(np.array_equal(loaded[k], mask[k]) for k in mask)
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, fc0=np.array([{"a": 1}, None], dtype=object))  # needs pickle to read
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        load_mask(objects)
+    tampered = tmp_path / "tampered.npz"
+    tampered.write_bytes(path.read_bytes()[:200] + b"\x00garbage" + path.read_bytes()[208:])
+    with pytest.raises(ValueError, match="mask"):
+        load_mask(tampered)
+    text = tmp_path / "text.npz"
+    np.savez(text, fc0=np.array(["1", "0"]))
+    with pytest.raises(ValueError, match="non-numeric"):
+        load_mask(text)
+    twos = tmp_path / "twos.npz"
+    np.savez(twos, fc0=np.full((16, 64), 2))
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        load_mask(twos)
+    with pytest.raises(ValueError, match="shape"):
+        check_mask({"fc0": np.ones((64, 16), dtype=bool)}, policy)
+    with pytest.raises(ValueError, match="lacks"):
+        check_mask({"conv9": np.ones((2, 2), dtype=bool)}, policy)
+
+
+def test_a_mask_works_with_any_algorithm_and_encoding_and_bad_ones_exit_2(tmp_path, out_dir, capsys):
+    policy, encoding = digits_encoding(hidden=(64, 64))
+    mask = pruning.prune(
+        pruning.scores("random", np.zeros(1), None, encoding, seed=2), pruning.full_mask(encoding), 0.1
+    )
+    path = save_mask(tmp_path / "m.npz", mask)
+    for algorithm, enc in (("ga", "lowrank"), ("openai-es", "lowrank-perturb"), ("rso", "dense")):
+        spec = RunSpec(
+            "digits", algorithm=algorithm, encoding=enc, population=9, generations=1, settings={"mask": str(path)}
+        )
+        row = run_spec(spec, out_dir)
+        assert row["policy"].endswith("+mask(0.09998)") and 0 <= row["final_score"] <= 1  # round(0.1 * 4,736) kept
+    with pytest.raises(UsageError, match="does not exist"):
+        run_spec(RunSpec("digits", settings={"mask": str(tmp_path / "missing.npz")}), out_dir)
+    assert (
+        main(["run", "--task", "digits", "--set", f"mask={path}", "--set", "hidden=8", "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert "shape" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_lottery_procedure_writes_table_and_plot(tmp_path):
+    tiny = (LotteryTask("digits", population=6, generations=2, rounds=3, settings={"hidden": "8", "batch_size": 32}),)
+    table = run_lottery(tmp_path, seeds=1, device="cpu", tasks=tiny)
+    saved = pd.read_csv(tmp_path / "lottery.csv")
+    assert len(saved) == len(table) == 3 * 3 and set(saved["method"]) == set(pruning.METHODS)
+    assert np.allclose(sorted(saved["kept"].unique()), [0.64, 0.8, 1.0], atol=2e-3)  # 528 weights: 0.8 rounds
+    assert (tmp_path / "lottery.png").stat().st_size > 1000
+    assert len(list((tmp_path / "lottery" / "masks").glob("*.npz"))) == 3 * 2
