@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from suite.spec import RunSpec
 
@@ -75,6 +76,12 @@ register_suite(
     "stitching two adam-trained digits MLPs: GA over switches, Pareto front of accuracy vs multiply-adds (~1 min)",
     [],
     procedure=lambda out, seeds, device: importlib.import_module("suite.stitch").run_stitch(out, seeds, device),
+)
+register_suite(
+    "throughput",
+    "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
+    [],
+    procedure=lambda out, seeds, device: importlib.import_module("suite.throughput").run(Path(out)),
 )
 import suite.atari_suites  # noqa: E402, F401  (registers atari5, garbus4, atari-smoke)
 import suite.reference_suites  # noqa: E402, F401  (registers encodings-control, encodings-charlm, early-termination)

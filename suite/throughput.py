@@ -1,0 +1,219 @@
+"""``evoboard bench throughput``: population evaluation against the simulator's own speed.
+
+Measured side by side in one process and one run (each pair alternates; medians):
+- raw env steps/s with random actions: gymnasium's SyncVectorEnv (MuJoCo, classic control),
+  ale_py's AtariVectorEnv (Pong), at the same number of envs as members;
+- evoboard's evaluation of a population at the same P, with its time split into env,
+  policy forward, decode and book-keeping;
+- EvoTorch's VecGymNE (optional: ``pip install 'evoboard[bench]'``) on the same task, P,
+  episodes and network, and how many env steps it really took against how many it counted
+  (a counting CartPole).
+Writes ``results/throughput.csv`` and ``results/throughput.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+import envs
+from agents import PopulationActor, make_policy
+from agents.encodings import make as make_encoding
+from envs.quiet import quiet_mujoco
+from suite.settings import build_options
+
+
+class CountingCartPole(CartPoleEnv):
+    """CartPole that counts every step any instance takes (what a library did, not what it says)."""
+
+    steps_taken = 0
+
+    def step(self, action):
+        CountingCartPole.steps_taken += 1
+        return super().step(action)
+
+
+COUNTING_CARTPOLE = "evoboard-bench/CountingCartPole-v1"
+if COUNTING_CARTPOLE not in gym.registry:
+    gym.register(COUNTING_CARTPOLE, entry_point=CountingCartPole, max_episode_steps=500)
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def raw_gym(task_id: str, envs_n: int, steps: int) -> float:
+    """Raw SyncVectorEnv steps/s with random actions (one episode per env when steps = the limit)."""
+    vec = gym.vector.SyncVectorEnv([lambda: gym.make(task_id, disable_env_checker=True) for _ in range(envs_n)])
+    vec.action_space.seed(0)
+    vec.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        vec.step(vec.action_space.sample())
+    seconds = time.perf_counter() - t0
+    vec.close()
+    return steps * envs_n / seconds
+
+
+def raw_atari(game: str, envs_n: int, steps: int) -> float:
+    """Raw AtariVectorEnv steps/s (2 C++ threads, random actions, Machado settings, no clipping)."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    vec = AtariVectorEnv(game, envs_n, num_threads=2, repeat_action_probability=0.25, reward_clipping=False)
+    vec.reset(seed=0)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        vec.step(rng.integers(0, vec.single_action_space.n, envs_n))
+    seconds = time.perf_counter() - t0
+    vec.close()
+    return steps * envs_n / seconds
+
+
+def evoboard_eval(task, population: int, encoding: str = "dense", settings: dict | None = None) -> dict:
+    """One population evaluation (decode + evaluate); steps/s and the time split."""
+    policy = make_policy(task.default_policy, task.observation_space, task.action_space)
+    cls = make_encoding(encoding, policy).__class__
+    enc = make_encoding(encoding, policy, build_options(cls.Options, settings or {}))
+    genomes = [(0, 1000 + i) for i in range(population)]  # a generation of children of one parent
+    enc.decode([(0,)])
+    t_decode, params = timed(lambda: enc.decode(genomes))
+    t_eval, ev = timed(lambda: task.evaluate(PopulationActor(policy, params, torch.device("cpu")), population, [0]))
+    steps = ev.frames // task.frames_per_step
+    total = t_decode + t_eval
+    return {
+        "steps": steps,
+        "steps_per_s": steps / total,
+        "env_s": ev.timings["env"],
+        "policy_s": ev.timings["policy"],
+        "decode_s": t_decode,
+        "bookkeeping_s": t_eval - ev.timings["env"] - ev.timings["policy"],
+    }
+
+
+def evotorch_eval(task_id: str, population: int, hidden: int = 64) -> dict | None:
+    """EvoTorch VecGymNE on the same task, P and MLP; None when evotorch is not installed."""
+    try:
+        from evotorch.neuroevolution import VecGymNE
+    except ImportError:
+        return None
+    import logging
+
+    logging.getLogger("evotorch").setLevel(logging.WARNING)
+    layers = [f"Linear(obs_length, {hidden})", "Tanh()", f"Linear({hidden}, {hidden})", "Tanh()"]
+    net = " >> ".join([*layers, f"Linear({hidden}, act_length)"])
+    problem = VecGymNE(task_id, net, num_episodes=1, max_num_envs=population)
+    batch = problem.generate_batch(population)
+    problem.evaluate(batch)  # warm up
+    before = problem.status["total_interaction_count"]
+    CountingCartPole.steps_taken = 0
+    seconds, _ = timed(lambda: problem.evaluate(batch))
+    counted = problem.status["total_interaction_count"] - before
+    return {"steps": counted, "steps_per_s": counted / seconds, "taken": CountingCartPole.steps_taken}
+
+
+def paired(first, second, repeats: int) -> tuple[list, list]:
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(first())
+        b.append(second())
+    return a, b
+
+
+def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
+    quiet_mujoco()
+    task = envs.make(task_id)
+    steps = task.max_steps
+    evo_runs, raw_runs = paired(lambda: evoboard_eval(task, population), lambda: raw_gym(task_id, population, steps),
+                                repeats)  # fmt: skip
+    task.close()
+    raw = statistics.median(raw_runs)
+    evo = {k: statistics.median(r[k] for r in evo_runs) for k in evo_runs[0]}
+    row = {"task": task_id, "population": population, "encoding": "dense", "raw_steps_per_s": raw,
+           "evoboard_steps_per_s": evo["steps_per_s"], "ratio_vs_raw": evo["steps_per_s"] / raw, **evo}  # fmt: skip
+    counting = task_id == COUNTING_CARTPOLE
+    other = evotorch_eval(task_id, population)
+    if other:
+        row.update(
+            evotorch_steps_per_s=other["steps_per_s"], ratio_vs_evotorch=evo["steps_per_s"] / other["steps_per_s"]
+        )
+        if counting:
+            row.update(evotorch_steps_counted=other["steps"], evotorch_steps_taken=other["taken"])
+    if counting:
+        CountingCartPole.steps_taken = 0
+        task = envs.make(task_id)
+        ev = evoboard_eval(task, population)
+        task.close()
+        row.update(evoboard_steps_counted=ev["steps"], evoboard_steps_taken=CountingCartPole.steps_taken)
+    return [row]
+
+
+def atari_rows(game: str, population: int, steps: int, repeats: int) -> list[dict]:
+    from envs.atari import AtariOptions
+
+    task = envs.make(f"ALE/{game.title()}-v5", AtariOptions(max_steps=steps, noop_max=0))
+    raw = statistics.median(raw_atari(game, population, steps) for _ in range(repeats))
+    rows = []
+    for encoding, settings in (("dense", {}), ("lowrank", {"rank": 4}), ("lowrank-perturb", {"perturb_rank": 4}),
+                               ("sparse", {"density": 0.01})):  # fmt: skip
+        runs = [evoboard_eval(task, population, encoding, settings) for _ in range(repeats)]
+        evo = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
+                     "raw_steps_per_s": raw, "evoboard_steps_per_s": evo["steps_per_s"],
+                     "ratio_vs_raw": evo["steps_per_s"] / raw, **evo})  # fmt: skip
+    task.close()
+    return rows
+
+
+def run(out: Path, repeats: int = 3, atari: bool = True) -> pd.DataFrame:
+    torch.set_num_threads(1)
+    rows = []
+    for task_id in ("HalfCheetah-v5", "Hopper-v5", COUNTING_CARTPOLE):
+        rows += control_rows(task_id, 64, repeats)
+    if atari:
+        for population in (8, 32):
+            rows += atari_rows("pong", population, 250, max(1, repeats // 2))
+    table = pd.DataFrame(rows)
+    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "throughput.csv", index=False)
+    (out / "throughput.md").write_text(markdown(table))
+    print(markdown(table))
+    return table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    def f(v, fmt=",.0f"):
+        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+
+    lines = [
+        "| task | P | encoding | raw steps/s | evoboard steps/s | vs raw | EvoTorch steps/s | evoboard / EvoTorch "
+        "| env s | policy s | decode s | other s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.to_dict("records"):
+        lines.append(
+            f"| {r['task']} | {r['population']} | {r['encoding']} | {f(r['raw_steps_per_s'])} "
+            f"| {f(r['evoboard_steps_per_s'])} | {f(r['ratio_vs_raw'], '.2f')}x | {f(r.get('evotorch_steps_per_s'))} "
+            f"| {f(r.get('ratio_vs_evotorch'), '.2f')} | {f(r['env_s'], '.2f')} | {f(r['policy_s'], '.2f')} "
+            f"| {f(r['decode_s'], '.3f')} | {f(r['bookkeeping_s'], '.2f')} |"
+        )
+    counted = table.dropna(subset=["evoboard_steps_counted"]) if "evoboard_steps_counted" in table else table.iloc[:0]
+    for r in counted.to_dict("records"):
+        sentence = f"{r['task']}: evoboard counted {f(r['evoboard_steps_counted'])} env steps and took "
+        sentence += f"{f(r['evoboard_steps_taken'])}"
+        if f(r.get("evotorch_steps_taken")):
+            sentence += f"; EvoTorch counted {f(r['evotorch_steps_counted'])} and took {f(r['evotorch_steps_taken'])}"
+        lines += ["", sentence + "."]
+    return "\n".join(lines) + "\n"
