@@ -143,7 +143,7 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
         backend_cls = lookup(sorted(BACKENDS), "backend", spec.backend, backend_class)
     except ImportError as err:
         raise UsageError(
-            f"backend {spec.backend} needs a missing package ({err.name}): pip install 'evoboard[{spec.backend}]'"
+            f'backend {spec.backend} needs a missing package ({err.name}): pip install -e ".[{spec.backend}]"'
         ) from None
 
     owners = {
