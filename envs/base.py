@@ -74,6 +74,21 @@ class Evaluation:
         if self.failed is None:
             self.failed = np.zeros(len(self.fitness), dtype=bool)
 
+    @classmethod
+    def scored(cls, returns: np.ndarray, items: int, forwards: int) -> Evaluation:
+        """A minibatch task's evaluation: returns (P, E), each episode scoring ``items`` frames
+        (characters, images) in ``forwards`` member-forwards; fitness is the mean return."""
+        members, episodes = returns.shape
+        return cls(
+            fitness=returns.mean(1),
+            returns=returns,
+            steps=np.full(returns.shape, items),
+            cut=np.zeros(returns.shape, dtype=bool),
+            frames=members * episodes * items,
+            frames_saved=0,
+            member_forwards=members * episodes * forwards,
+        )
+
     @property
     def members(self) -> int:
         return len(self.fitness)

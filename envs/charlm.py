@@ -137,16 +137,7 @@ class CharLMTask(Task):
         """Fitness = minus mean cross-entropy over one minibatch per seed, all members on the same windows."""
         b, t = self.options.batch_windows, self.options.context
         returns = np.stack([-self._losses(act, members, *self.windows(s)) for s in seeds], axis=1)  # (P, E)
-        shape = returns.shape
-        return Evaluation(
-            fitness=returns.mean(1),
-            returns=returns,
-            steps=np.full(shape, b * t),
-            cut=np.zeros(shape, dtype=bool),
-            frames=members * len(seeds) * b * t,
-            frames_saved=0,
-            member_forwards=members * len(seeds) * b,
-        )
+        return Evaluation.scored(returns, items=b * t, forwards=b)
 
     def score(self, returns: np.ndarray) -> float:
         """Bits per character from returns in minus nats per character."""
@@ -164,16 +155,7 @@ class CharLMTask(Task):
         nats = sum(float(self._losses(act, 1, inputs[i : i + b], targets[i : i + b])[0]) * len(inputs[i : i + b])
                    for i in range(0, n, b)) / n  # fmt: skip
         returns = np.array([[-nats]])
-        evaluation = Evaluation(
-            fitness=returns[:, 0],
-            returns=returns,
-            steps=np.array([[n * t]]),
-            cut=np.zeros((1, 1), dtype=bool),
-            frames=n * t,
-            frames_saved=0,
-            member_forwards=n,
-        )
-        return self.score(returns), evaluation
+        return self.score(returns), Evaluation.scored(returns, items=n * t, forwards=n)
 
     # -- gradient training ----------------------------------------------------------------
     def loss(self, forward: Callable[[torch.Tensor], torch.Tensor], seed: int) -> tuple[torch.Tensor, Evaluation]:
@@ -187,14 +169,4 @@ class CharLMTask(Task):
         self._device = logits.device
         loss = cross_entropy(logits, targets)[0]
         b, t = inputs.shape
-        returns = np.array([[-float(loss.detach())]])
-        evaluation = Evaluation(
-            fitness=returns[:, 0],
-            returns=returns,
-            steps=np.array([[b * t]]),
-            cut=np.zeros((1, 1), dtype=bool),
-            frames=b * t,
-            frames_saved=0,
-            member_forwards=b,
-        )
-        return loss, evaluation
+        return loss, Evaluation.scored(np.array([[-float(loss.detach())]]), items=b * t, forwards=b)

@@ -62,19 +62,6 @@ def digits_split(test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return images[train], labels[train], images[test], labels[test]
 
 
-def _evaluation(returns: np.ndarray, images_per_member: int) -> Evaluation:
-    members, episodes = returns.shape
-    return Evaluation(
-        fitness=returns.mean(1),
-        returns=returns,
-        steps=np.full(returns.shape, images_per_member // episodes),
-        cut=np.zeros(returns.shape, dtype=bool),
-        frames=members * images_per_member,
-        frames_saved=0,
-        member_forwards=members * images_per_member,
-    )
-
-
 class DigitsTask(Task):
     """Classify 8x8 digits; fitness = minus minibatch cross-entropy, final score = test accuracy."""
 
@@ -119,7 +106,7 @@ class DigitsTask(Task):
     ) -> Evaluation:
         """Fitness = minus mean cross-entropy over one minibatch per seed, all members on the same images."""
         returns = np.stack([-self.losses(act, members, s) for s in seeds], axis=1)  # (P, E)
-        return _evaluation(returns, len(seeds) * self.options.batch_size)
+        return Evaluation.scored(returns, self.options.batch_size, self.options.batch_size)
 
     def accuracy(self, act: Act, members: int = 1) -> np.ndarray:
         """Test accuracy of each of ``members``: (members,)."""
@@ -134,7 +121,7 @@ class DigitsTask(Task):
     def final_score(self, act: Act, seeds: Sequence[int]) -> tuple[float, Evaluation]:
         """Test accuracy of member 0 on the fixed held-out images; ``seeds`` are not used."""
         returns = self.accuracy(act)[:, None]  # (1, 1)
-        return self.score(returns), _evaluation(returns, len(self.y_test))
+        return self.score(returns), Evaluation.scored(returns, len(self.y_test), len(self.y_test))
 
     def loss(self, forward: Callable[[torch.Tensor], torch.Tensor], seed: int) -> tuple[torch.Tensor, Evaluation]:
         """Differentiable mean cross-entropy of one model on the minibatch of ``seed``, and its cost.
@@ -146,4 +133,5 @@ class DigitsTask(Task):
         logits = forward(images.to(self._device).unsqueeze(0))  # (1, B, 10)
         self._device = logits.device
         loss = F.cross_entropy(logits[0].float(), labels.to(logits.device))
-        return loss, _evaluation(np.array([[-float(loss.detach())]]), self.options.batch_size)
+        batch = self.options.batch_size
+        return loss, Evaluation.scored(np.array([[-float(loss.detach())]]), batch, batch)

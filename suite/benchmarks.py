@@ -38,6 +38,20 @@ from agents.encodings import make as make_encoding
 from envs.quiet import quiet_mujoco
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table from a header and rows of already formatted cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def publish(table: pd.DataFrame, out: Path, name: str, markdown: str) -> None:
+    """Write ``<out>/<name>.csv`` and ``.md`` and print the Markdown: a benchmark's one output."""
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown, end="")
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -143,19 +157,11 @@ def throughput(out: Path, repeats: int, threads: tuple[int, ...]) -> pd.DataFram
         rows.append({**env_throughput("HalfCheetah-v5", 64, repeats), "threads": n})
     table = pd.DataFrame(rows)
     table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "throughput_core.csv", index=False)
-    lines = [
-        "| benchmark | P | torch threads | evoboard | baseline | unit | ratio |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {r.benchmark} | {r.population} | {r.threads} | {r.evoboard_per_s:,.0f} "
-            f"| {r.baseline_per_s:,.0f} ({r.baseline}) | {r.unit} | {r.ratio:.2f}x |"
-            for r in table.itertuples()
-        ),
-    ]
-    (out / "throughput_core.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    rows = [[r.benchmark, str(r.population), str(r.threads), f"{r.evoboard_per_s:,.0f}",
+             f"{r.baseline_per_s:,.0f} ({r.baseline})", r.unit, f"{r.ratio:.2f}x"]
+            for r in table.itertuples()]  # fmt: skip
+    header = ["benchmark", "P", "torch threads", "evoboard", "baseline", "unit", "ratio"]
+    publish(table, out, "throughput_core", markdown_table(header, rows))
     return table
 
 
@@ -253,19 +259,20 @@ def encodings(out: Path, repeats: int) -> pd.DataFrame:
     dense = table[table["encoding"] == "dense"].set_index(["benchmark", "population"])["evoboard_per_s"]
     table["vs_dense"] = [r.evoboard_per_s / dense[(r.benchmark, r.population)] for r in table.itertuples()]
     table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "encodings_forward.csv", index=False)
-    lines = [
-        "| layer | P | encoding | search dims | member-forwards/s | shared forward /s | vs shared | vs dense |",
-        "|---|---|---|---|---|---|---|---|",
-        *(
-            f"| {r.benchmark.removeprefix('encoding_forward ')} | {r.population} | {r.encoding} | {r.search_dims:,} "
-            f"| {r.evoboard_per_s:,.0f} | {r.baseline_per_s:,.0f} | {r.ratio:.2f}x | {r.vs_dense:.1f}x |"
-            for r in table.itertuples()
-        ),
+    rows = [[r.benchmark.removeprefix("encoding_forward "), str(r.population), r.encoding, f"{r.search_dims:,}",
+             f"{r.evoboard_per_s:,.0f}", f"{r.baseline_per_s:,.0f}", f"{r.ratio:.2f}x", f"{r.vs_dense:.1f}x"]
+            for r in table.itertuples()]  # fmt: skip
+    header = [
+        "layer",
+        "P",
+        "encoding",
+        "search dims",
+        "member-forwards/s",
+        "shared forward /s",
+        "vs shared",
+        "vs dense",
     ]
-    (out / "encodings_forward.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(table, out, "encodings_forward", markdown_table(header, rows))
     return table
 
 

@@ -9,14 +9,13 @@ its line number and never overwritten.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from filelock import FileLock
 
+from suite.atomic import write_atomic
 from suite.stats import bootstrap_ci, iqm
 
 COLUMNS = [
@@ -68,22 +67,13 @@ def append(out_dir: str | Path, row: dict[str, Any]) -> Path:
         rows = read(out_dir)
         new = pd.DataFrame([{c: row[c] for c in COLUMNS}], columns=COLUMNS)
         table = new if rows.empty else pd.concat([rows, new], ignore_index=True)
-        write_atomic(path, table)
+        write_csv(path, table)
     return path
 
 
-def write_atomic(path: Path, table: pd.DataFrame) -> None:
-    """Write ``table`` as CSV to a temp file beside ``path``, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            table.to_csv(f, index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    """Replace ``path`` with ``table`` as CSV in one rename."""
+    write_atomic(path, lambda f: table.to_csv(f, index=False))
 
 
 GROUP = ["task", "encoding", "algorithm", "policy", "score_kind"]

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from suite.leaderboard import write_atomic
+from suite.atomic import write_atomic
+from suite.leaderboard import write_csv
 
 
 def write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: json.dump(data, f, indent=1))
 
 
 class CheckpointError(ValueError):
@@ -64,7 +54,7 @@ class RunDir:
         write_json(self.spec_path, config)
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
-        write_atomic(self.history_path, pd.DataFrame(rows))
+        write_csv(self.history_path, pd.DataFrame(rows))
 
     def write_checkpoint(self, data: dict[str, Any]) -> None:
         """Save ``data`` with digests of itself and of spec.json."""

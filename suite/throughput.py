@@ -29,6 +29,7 @@ import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from envs.quiet import quiet_mujoco
+from suite.benchmarks import markdown_table, publish
 from suite.settings import build_options
 
 
@@ -186,10 +187,7 @@ def run(out: Path, repeats: int = 3, atari: bool = True) -> pd.DataFrame:
             rows += atari_rows("pong", population, 250, max(1, repeats // 2))
     table = pd.DataFrame(rows)
     table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "throughput.csv", index=False)
-    (out / "throughput.md").write_text(markdown(table))
-    print(markdown(table))
+    publish(table, out, "throughput", markdown(table))
     return table
 
 
@@ -197,18 +195,13 @@ def markdown(table: pd.DataFrame) -> str:
     def f(v, fmt=",.0f"):
         return "" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
 
-    lines = [
-        "| task | P | encoding | raw steps/s | evoboard steps/s | vs raw | EvoTorch steps/s | evoboard / EvoTorch "
-        "| env s | policy s | decode s | other s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in table.to_dict("records"):
-        lines.append(
-            f"| {r['task']} | {r['population']} | {r['encoding']} | {f(r['raw_steps_per_s'])} "
-            f"| {f(r['evoboard_steps_per_s'])} | {f(r['ratio_vs_raw'], '.2f')}x | {f(r.get('evotorch_steps_per_s'))} "
-            f"| {f(r.get('ratio_vs_evotorch'), '.2f')} | {f(r['env_s'], '.2f')} | {f(r['policy_s'], '.2f')} "
-            f"| {f(r['decode_s'], '.3f')} | {f(r['bookkeeping_s'], '.2f')} |"
-        )
+    header = ["task", "P", "encoding", "raw steps/s", "evoboard steps/s", "vs raw", "EvoTorch steps/s",
+              "evoboard / EvoTorch", "env s", "policy s", "decode s", "other s"]  # fmt: skip
+    rows = [[r["task"], str(r["population"]), r["encoding"], f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
+             f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
+             f(r["env_s"], ".2f"), f(r["policy_s"], ".2f"), f(r["decode_s"], ".3f"), f(r["bookkeeping_s"], ".2f")]
+            for r in table.to_dict("records")]  # fmt: skip
+    lines = [markdown_table(header, rows).rstrip("\n")]
     counted = table.dropna(subset=["evoboard_steps_counted"]) if "evoboard_steps_counted" in table else table.iloc[:0]
     for r in counted.to_dict("records"):
         sentence = f"{r['task']}: evoboard counted {f(r['evoboard_steps_counted'])} env steps and took "

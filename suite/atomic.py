@@ -1,0 +1,26 @@
+"""Write a file so that readers only ever see the old or the new version, never half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def write_atomic(path: Path, write: Callable[[IO[str]], object]) -> None:
+    """Call ``write`` on a temp file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    A crash (even kill -9) at any moment leaves either the previous file or the new one.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
