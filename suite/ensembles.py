@@ -39,7 +39,7 @@ from agents.algorithms.base import Algorithm
 from agents.encodings import Genome, SeedChainEncoding
 from agents.layers import PopulationParams
 from agents.policies import greedy_actions
-from suite.leaderboard import write_atomic
+from suite.leaderboard import write_csv
 
 COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ensemble_score"]
 
@@ -141,5 +141,5 @@ class ChildEnsembles:
             frames += used
         row["frames"] = frames
         self.rows.append(row)
-        write_atomic(path, pd.DataFrame(self.rows))
+        write_csv(path, pd.DataFrame(self.rows))
         return {key: row[key] for key in COLUMNS}

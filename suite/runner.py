@@ -95,7 +95,6 @@ class Run:
         torch.set_num_threads(resolved.runner.threads)
         try:
             self.parts = build_parts(resolved, self.device)
-            self.backend = backend_class(self.spec.backend)(self.parts, resolved, resolved.backend)
         except (ValueError, ImportError) as err:
             raise UsageError(str(err)) from None
         self.task, self.policy = self.parts.task, self.parts.policy
@@ -107,9 +106,11 @@ class Run:
         self.history: list[dict[str, Any]] = []
         self.totals = Totals()
         self.best_fitness = float("-inf")
-        try:  # S0 child ensembles, scored after each generation when --set ensemble=K
+        try:  # S0 child ensembles (--set ensemble=K); the backend last, as it may start workers
             self.ensembles = ChildEnsembles(self, resolved.runner.ensemble) if resolved.runner.ensemble else None
-        except ValueError as err:
+            self.backend = backend_class(self.spec.backend)(self.parts, resolved, resolved.backend)
+        except (ValueError, ImportError) as err:
+            self.task.close()
             raise UsageError(str(err)) from None
 
     # -- the loop -------------------------------------------------------------------------
