@@ -2,6 +2,7 @@
 
     python -m suite.benchmarks throughput [--out results] [--repeats 5]
     python -m suite.benchmarks encodings [--out results] [--repeats 5]
+    python -m suite.benchmarks charlm [--out results] [--repeats 5]
 
 1. Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
    a Python loop over P separate torch modules, at P = 16, 64, 256.
@@ -11,6 +12,9 @@
    a 512-wide linear layer and on the Nature CNN (Pong frames), against one shared forward
    (one weight for every member: the floor any per-member form pays for). Children all descend
    from one parent, as in an ES; a GA with T parents sits between.
+4. (charlm) Tokens/s of the char transformer's population forward (P distinct members, 32
+   windows of 64 characters each) against one shared-weight forward over the same total batch,
+   at P = 16, 64, 256, with each configuration's peak resident memory (its own subprocess).
 Each pair is measured side by side, alternating, and reported as medians and their ratio,
 once per torch thread count (``--threads 1,2``).
 """
@@ -276,15 +280,71 @@ def encodings(out: Path, repeats: int) -> pd.DataFrame:
     return table
 
 
+def charlm_one(population: int, shared: bool, repeats: int, windows: int = 32) -> dict:
+    """Tokens/s of one char-transformer forward configuration; run in a fresh process for its peak RSS."""
+    import resource
+
+    import envs
+
+    torch.set_num_threads(1)
+    task = envs.make("charlm/pydoc")
+    policy = make_policy("char_transformer", task.observation_space, task.action_space)
+    members = 1 if shared else population
+    params = make_encoding("dense", policy).decode([(s,) for s in range(members)])
+    inputs, _ = task.windows(0)
+    batch = inputs[:windows].repeat(population if shared else 1, 1)  # shared: all P*B windows for one member
+    tokens = batch.unsqueeze(0).expand(members, *batch.shape)  # (members, B', T), a view
+
+    def forward():
+        with torch.inference_mode():
+            policy.act(params, tokens)
+
+    forward()
+    seconds = statistics.median(median_time(forward, 1) for _ in range(repeats))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"tokens_per_s": population * windows * inputs.shape[1] / seconds, "peak_mib": peak_kib / 1024}
+
+
+def charlm(out: Path, repeats: int) -> pd.DataFrame:
+    import json
+    import subprocess
+    import sys
+
+    rows = []
+    for population in (16, 64, 256):
+        measured = {}
+        for shared in (False, True):
+            call = f"charlm_one({population}, {shared}, {repeats})"
+            code = f"import json; from suite.benchmarks import charlm_one; print(json.dumps({call}))"
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            measured[shared] = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append({
+            "benchmark": "charlm_forward", "population": population,
+            "evoboard_per_s": measured[False]["tokens_per_s"], "baseline_per_s": measured[True]["tokens_per_s"],
+            "baseline": "one shared-weight forward, same total batch", "unit": "tokens/s",
+            "ratio": measured[False]["tokens_per_s"] / measured[True]["tokens_per_s"],
+            "peak_mib": measured[False]["peak_mib"], "baseline_peak_mib": measured[True]["peak_mib"],
+        })  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
+    header = ["P", "population tokens/s", "shared tokens/s", "ratio", "peak MiB", "shared peak MiB"]
+    cells = [[str(r.population), f"{r.evoboard_per_s:,.0f}", f"{r.baseline_per_s:,.0f}", f"{r.ratio:.2f}x",
+              f"{r.peak_mib:,.0f}", f"{r.baseline_peak_mib:,.0f}"] for r in table.itertuples()]  # fmt: skip
+    publish(table, out, "charlm_forward", markdown_table(header, cells))
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m suite.benchmarks")
-    parser.add_argument("name", choices=["throughput", "encodings"])
+    parser.add_argument("name", choices=["throughput", "encodings", "charlm"])
     parser.add_argument("--out", default="results", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
     args = parser.parse_args(argv)
     if args.name == "encodings":
         encodings(args.out, args.repeats)
+    elif args.name == "charlm":
+        charlm(args.out, args.repeats)
     else:
         throughput(args.out, args.repeats, tuple(int(t) for t in args.threads.split(",")))
 
