@@ -79,18 +79,18 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 GROUP = ["task", "encoding", "algorithm", "policy", "score_kind"]
 
 
-def aggregate(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per task x encoding x algorithm (x policy): n runs, mean, IQM and its 95% bootstrap
-    interval of final_score, mean frames and wall seconds per run; ranked within each task."""
-    columns = [*GROUP, "n", "mean", "iqm", "ci_low", "ci_high", "frames", "frames_saved", "wall_s"]
+def aggregate(table: pd.DataFrame, seed: int = 0, by: list[str] = GROUP) -> pd.DataFrame:
+    """One row per task x encoding x algorithm (x policy), or per ``by``: n runs, mean, IQM and its
+    95% bootstrap interval of final_score, mean frames and wall seconds per run; ranked within each task."""
+    columns = [*by, "n", "mean", "iqm", "ci_low", "ci_high", "frames", "frames_saved", "wall_s"]
     if table.empty:
         return pd.DataFrame(columns=[*columns, "rank"])
     rows = []
-    for key, runs in table.groupby(GROUP, sort=True):
+    for key, runs in table.groupby(by, sort=True):
         scores = runs["final_score"].to_numpy(dtype=float)
         low, high = bootstrap_ci(scores, seed=seed)
         rows.append({
-            **dict(zip(GROUP, key, strict=True)),
+            **dict(zip(by, key, strict=True)),
             "n": len(runs),
             "mean": float(scores.mean()),
             "iqm": iqm(scores),

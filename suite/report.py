@@ -110,13 +110,15 @@ def plot_task(task: str, records: list[RunRecord], out: Path) -> list[Path]:
     fig.savefig(fitness_png, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
-    fig, (used, saved) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (used, saved, wall) = plt.subplots(1, 3, figsize=(16, 4.2))
     for label, runs in groups.items():
         gens = [r.history["generation"].to_numpy() for r in runs]
         band(used, gens, [r.history["frames"].to_numpy() for r in runs], label)
         band(saved, gens, [r.history["frames_saved"].to_numpy() for r in runs], label)
+        band(wall, gens, [r.history["wall_s"].to_numpy() for r in runs], label)
     used.set(xlabel="generation", ylabel="frames", title=f"{task}: frames used per generation")
     saved.set(xlabel="generation", ylabel="frames", title=f"{task}: frames saved by early termination")
+    wall.set(xlabel="generation", ylabel="seconds", title=f"{task}: wall time per generation")
     legend_below(fig, used)
     frames_png = out / f"{slug}_frames.png"
     fig.savefig(frames_png, dpi=110, bbox_inches="tight")
@@ -128,16 +130,18 @@ def write_report(path: str | Path) -> Path:
     """Plots per task and ``report.md`` embedding them with the aggregated leaderboard; returns its path."""
     records, out = collect(path)
     out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# evoboard report: {Path(path).resolve().name}", ""]
     by_task: dict[str, list[RunRecord]] = {}
     for record in records:
         by_task.setdefault(record.task, []).append(record)
-    lines = [f"# evoboard report: {Path(path).resolve().name}", ""]
     board_path = Path(path) if (Path(path) / "leaderboard.csv").exists() else Path(path).parent.parent
     if leaderboard.path_in(board_path).exists():
         table = leaderboard.read(board_path)
-        table = table[table["run_id"].isin([r.run_id for r in records])]
-        lines += ["## Leaderboard (IQM over seeds, 95% bootstrap CI)", "", render(leaderboard.aggregate(table),
-                  "markdown", AGGREGATE_SHOWN), ""]  # fmt: skip
+        label = {r.run_id: lbl for runs in by_task.values() for lbl, group in variants(runs).items() for r in group}
+        table = table[table["run_id"].isin(label)].assign(variant=lambda t: t["run_id"].map(label))
+        summary = leaderboard.aggregate(table, by=["task", "variant", "score_kind"])
+        shown = ["rank", "task", "variant", *AGGREGATE_SHOWN[4:]]
+        lines += ["## Leaderboard (IQM over seeds, 95% bootstrap CI)", "", render(summary, "markdown", shown), ""]
     for task, runs in sorted(by_task.items()):
         lines += [f"## {task}", ""]
         for png in plot_task(task, runs, out):

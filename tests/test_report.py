@@ -34,7 +34,7 @@ def test_report_of_an_output_folder(out, capsys):
         assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 10_000
     text = report.read_text()
     assert "![Pendulum-v1_fitness](Pendulum-v1_fitness.png)" in text
-    assert "| 1 | Pendulum-v1 | dense | ga | 4 |" in text  # aggregated: the 4 runs share one row
+    assert "| 1 | Pendulum-v1 | dense/ga elite_margin=" in text  # aggregated per variant: 2 seeds a row
 
 
 def test_variants_separate_settings_that_differ_and_pool_seeds(out):
