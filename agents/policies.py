@@ -134,10 +134,14 @@ def make_policy(name: str, observation_space: gym.Space, action_space: gym.Space
 class PopulationActor:
     """The callable a task steps with: (member indices, obs batch) -> actions, one forward.
 
-    Finished members leave the batch, so the active set shrinks over an episode. Gathering
-    the active members' parameters copies their weights; it is done only when the active
-    set changes (at episode ends), not every step. Numpy in gives numpy out (env actions);
-    a tensor in gives a tensor out (tasks that stay on the device).
+    Finished members leave the batch, so the active set shrinks over an episode. Three ways
+    to run the members still active, cheapest first:
+    - all members, in order: the population's parameters as they are;
+    - at least half of them, each once: their observations scattered into a full batch and
+      their outputs picked out (the forward of a few idle members costs less than copying
+      the active members' weights every time an episode ends);
+    - otherwise: the active members' parameters gathered, once per change of the active set.
+    Numpy in gives numpy out (env actions); a tensor in gives a tensor out.
     """
 
     def __init__(self, policy: Policy, params: PopulationParams, device: torch.device):
@@ -147,9 +151,18 @@ class PopulationActor:
 
     def __call__(self, members: np.ndarray, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         members = np.asarray(members)
-        if self._members is None or not np.array_equal(members, self._members):
-            self._members = members.copy()
-            self._active = self.params.select(torch.as_tensor(members, device=self.device))
+        x = torch.as_tensor(obs, device=self.device)
+        population = self.params.population
         with torch.inference_mode():
-            actions = self.policy.act(self._active, torch.as_tensor(obs, device=self.device))
+            if len(members) == population and (members == np.arange(population)).all():
+                actions = self.policy.act(self.params, x)
+            elif 2 * len(members) >= population and len(np.unique(members)) == len(members):
+                index = torch.as_tensor(members, device=self.device)
+                full = x.new_zeros((population, *x.shape[1:])).index_copy_(0, index, x)  # idle members see zeros
+                actions = self.policy.act(self.params, full)[index]
+            else:
+                if self._members is None or not np.array_equal(members, self._members):
+                    self._members = members.copy()
+                    self._active = self.params.select(torch.as_tensor(members, device=self.device))
+                actions = self.policy.act(self._active, x)
         return actions if isinstance(obs, torch.Tensor) else actions.cpu().numpy()

@@ -90,17 +90,18 @@ def test_mlp_policy_batched_equals_per_member_loop(action_space):
             torch.testing.assert_close(actions[m], x, atol=1e-6, rtol=0)
 
 
-def test_actor_gathers_only_when_active_set_changes():
+def test_actor_runs_active_members_without_copying_weights_until_few_remain():
     policy = MLPPolicy(4, gym.spaces.Discrete(2), MLPOptions(hidden=(4,)))
     params = make_encoding("dense", policy).decode([(s,) for s in range(P)])
     actor = PopulationActor(policy, params, torch.device("cpu"))
-    obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
-    first = actor(np.array([0, 2, 4]), obs)
-    cached = actor._active
-    assert actor(np.array([0, 2, 4]), obs) is not None and actor._active is cached
-    actor(np.array([2, 4]), obs[1:])
-    assert actor._active is not cached and actor._active.population == 2
-    full = policy.act(
-        params, torch.as_tensor(obs).new_zeros(P, 4).index_copy(0, torch.tensor([0, 2, 4]), torch.as_tensor(obs))
-    )
-    assert isinstance(first, np.ndarray) and np.array_equal(first, full.numpy()[[0, 2, 4]])
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(P, 4)).astype(np.float32))
+    full = policy.act(params, obs).numpy()  # (P,): the reference
+    assert np.array_equal(actor(np.arange(P), obs.numpy()), full)  # everyone: the parameters as they are
+    most = np.array([4, 0, 2])  # a majority, each once: scattered into a full batch, no gather
+    assert np.array_equal(actor(most, obs.numpy()[most]), full[most]) and actor._active is None
+    few = np.array([3, 1])  # a minority: gathered once, reused while the set stays the same
+    assert np.array_equal(actor(few, obs.numpy()[few]), full[few])
+    gathered = actor._active
+    assert gathered.population == 2 and actor(few, obs.numpy()[few]) is not None and actor._active is gathered
+    twice = np.array([1, 1, 3])  # one member in two episodes: must gather, not scatter
+    assert np.array_equal(actor(twice, obs.numpy()[twice]), full[twice])
