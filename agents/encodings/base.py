@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import torch
 
-from agents.layers import PopulationParams, TensorSpec
+from agents.layers import PopulationParams, TensorSpec, dense_form
 
 Genome = tuple[int, ...]
 SEED_BYTES = 4  # seeds are drawn in [0, 2**31): one uint32 each
@@ -108,17 +108,22 @@ class SeedChainEncoding(Encoding):
         self._pretrained: dict[int, torch.Tensor] = {}  # checkpoint link (< 0) -> its search vector
         self.root: int | None = None  # set by start_from: every initial member is that checkpoint
 
-    @abstractmethod
     def tensor_shapes(self) -> list[tuple[str, TensorSpec]]:
-        """(layer name, tensor) of every evolved tensor, in search-vector order."""
+        """(layer name, tensor) of every evolved tensor, in search-vector order; default: all of them."""
+        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
 
     @abstractmethod
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
         """Children of ``parents`` (C, D), one per seed: (C, D)."""
 
-    @abstractmethod
     def to_params(self, z: torch.Tensor) -> PopulationParams:
-        """Layer parameters viewing the search vectors z (P, D)."""
+        """Layer parameters viewing the search vectors z (P, D); default: dense forms of every layer."""
+        views = block_views(self.blocks, z)
+        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
+
+    def noises(self, seeds: Sequence[int]) -> torch.Tensor:
+        """One standard normal search-space vector per seed: (C, D)."""
+        return torch.stack([noise(s, self.search_dims, self.device) for s in seeds])
 
     def _init_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.zeros(self.search_dims, device=self.device)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import SeedChainEncoding, block_views, noise
-from agents.layers import PopulationParams, dense_form
+from agents.encodings.base import SeedChainEncoding
 
 
 @dataclass
@@ -32,13 +31,6 @@ class DenseEncoding(SeedChainEncoding):
     name = "dense"
     Options = DenseOptions
 
-    def tensor_shapes(self):
-        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
-
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        eps = torch.stack([noise(s, self.search_dims, self.device) for s in seeds])  # (C, D)
+        eps = self.noises(seeds)  # (C, D)
         return parents + self.options.sigma * eps
-
-    def to_params(self, z: torch.Tensor) -> PopulationParams:
-        views = block_views(self.blocks, z)
-        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})

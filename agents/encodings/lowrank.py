@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from agents.encodings.base import SeedChainEncoding, block_views, noise
+from agents.encodings.base import SeedChainEncoding, block_views
 from agents.layers import (
     DenseConv2d,
     DenseEmbedding,
@@ -198,7 +198,7 @@ class LowRankEncoding(SeedChainEncoding):
         return scale
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        eps = torch.stack([noise(s, self.search_dims, self.device) for s in seeds])  # (C, D)
+        eps = self.noises(seeds)  # (C, D)
         return parents + self._mutation_scale * eps
 
     def to_params(self, z: torch.Tensor) -> PopulationParams:

@@ -32,7 +32,6 @@ from agents.layers import (
     LayerParams,
     LayerSpec,
     PopulationParams,
-    dense_form,
 )
 
 
@@ -240,9 +239,6 @@ class LowRankPerturbEncoding(SeedChainEncoding):
             offset += size
         self.noise_dims = offset
 
-    def tensor_shapes(self):
-        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
-
     def _noise_size(self, layer: str, role: str, size: int, shape: tuple[int, ...]) -> int:
         if role == "weight" and layer in self.ranks:
             rows = shape[0]
@@ -280,10 +276,6 @@ class LowRankPerturbEncoding(SeedChainEncoding):
                 else:
                     children[c, start:stop] = parents[c, start:stop] + sigma * eps[at : at + size]
         return children
-
-    def to_params(self, z: torch.Tensor) -> PopulationParams:
-        views = block_views(self.blocks, z)
-        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
 
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
         """Shared-base perturbed forms for large weights when members share parents, else dense forms.

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import SeedChainEncoding, block_views
-from agents.layers import PopulationParams, dense_form
+from agents.encodings.base import SeedChainEncoding
 
 
 @dataclass
@@ -106,9 +105,6 @@ class SparseEncoding(SeedChainEncoding):
             self.segments.append(Segment(name, blocks[0].start, n, max(1, round(density[name] * n))))
         self._partitions = {s.layer: self._partition(s) for s in self.segments} if options.disjoint else {}
 
-    def tensor_shapes(self):
-        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
-
     @property
     def mutated_per_child(self) -> int:
         """Entries a child changes: the sum of k over layers."""
@@ -149,7 +145,3 @@ class SparseEncoding(SeedChainEncoding):
             values = torch.randn(len(index), generator=generator, device=self.device)
             children[c, index] += self.options.sparse_sigma * values
         return children
-
-    def to_params(self, z: torch.Tensor) -> PopulationParams:
-        views = block_views(self.blocks, z)
-        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
