@@ -1,9 +1,10 @@
 """Where a generation's members are evaluated: in this process, or spread over workers.
 
 A backend takes genomes (seed chains: a few bytes each) and returns their Evaluation. The
-local backend decodes them here and runs one batched forward per env step; a distributed
-backend (``--backend ray``) ships the genomes to workers that each own a copy of the task,
-policy and encoding and decode their shard themselves. Results must not depend on the
+local backend decodes them here and runs one batched forward per env step; a multi-worker
+backend (``--backend processes`` on this machine's cores, ``--backend ray`` on a cluster) ships
+the genomes to workers that each own a copy of the task, policy and encoding and decode their
+shard themselves (``suite.shards``). Results must not depend on the
 backend: the same spec and seed give the same fitness per member wherever it runs.
 """
 
@@ -30,6 +31,7 @@ from envs import Evaluation, Task
 
 BACKENDS = {
     "local": "suite.backends:LocalBackend",
+    "processes": "suite.process_backend:ProcessBackend",
     "ray": "suite.ray_backend:RayBackend",
 }
 """Backend name -> its class, imported only when chosen (Ray is an optional extra)."""

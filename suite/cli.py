@@ -50,7 +50,11 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--backend", default="local", help="where members are evaluated: local (default) or ray")
+    p.add_argument(
+        "--backend",
+        default="local",
+        help="where members are evaluated: local (default), processes (every core of this machine) or ray",
+    )
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
 
     p = sub.add_parser("bench", help="run a named suite")

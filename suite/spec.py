@@ -68,7 +68,7 @@ class RunSpec:
     policy: str | None = None
     """Policy network; default: the task's own (an MLP for control tasks)."""
     backend: str = "local"
-    """Where members are evaluated (local, ray): never changes results, so not part of ``config``."""
+    """Where members are evaluated (local, processes, ray): never changes results, so not part of ``config``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Raw ``--set`` values by key; resolved into the option sets below."""
 

@@ -8,15 +8,20 @@ Measured side by side in one process and one run (each pair alternates; medians)
 - EvoTorch's VecGymNE (optional: ``pip install 'evoboard[bench]'``) on the same task, P,
   episodes and network, and how many env steps it really took against how many it counted
   (a counting CartPole).
+- both cores: ``--backend processes`` with 2 worker processes on HalfCheetah, against the
+  one-core raw env.
 Writes ``results/throughput.csv`` and ``results/throughput.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -29,8 +34,10 @@ import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from envs.quiet import quiet_mujoco
+from suite.backends import build_parts
 from suite.benchmarks import markdown_table, publish
 from suite.settings import build_options
+from suite.spec import RunSpec, resolve
 
 
 class CountingCartPole(CartPoleEnv):
@@ -56,6 +63,7 @@ def timed(fn) -> tuple[float, object]:
 
 def raw_gym(task_id: str, envs_n: int, steps: int) -> float:
     """Raw SyncVectorEnv steps/s with random actions (one episode per env when steps = the limit)."""
+    quiet_mujoco()
     vec = gym.vector.SyncVectorEnv([lambda: gym.make(task_id, disable_env_checker=True) for _ in range(envs_n)])
     vec.action_space.seed(0)
     vec.reset(seed=0)
@@ -124,6 +132,29 @@ def evotorch_eval(task_id: str, population: int, hidden: int = 64) -> dict | Non
     return {"steps": counted, "steps_per_s": counted / seconds, "taken": CountingCartPole.steps_taken}
 
 
+@contextlib.contextmanager
+def processes_eval(task_id: str, population: int, workers: int) -> Iterator[Callable[[], dict]]:
+    """``workers`` worker processes (``--backend processes``), warmed up; yields a function that times one
+    evaluation of the same genomes as ``evoboard_eval`` (decoded in the workers). Stops them on exit."""
+    from suite.process_backend import ProcessBackend
+
+    resolved = resolve(RunSpec(task_id, population=population, backend="processes"))
+    resolved = replace(resolved, backend=replace(resolved.backend, processes=workers))
+    parts = build_parts(resolved, torch.device("cpu"))
+    parts.task.close()  # the workers own their tasks
+    backend = ProcessBackend(parts, resolved, resolved.backend)
+    try:
+        backend.evaluate([(0, 5000 + i) for i in range(population)], None, [0])  # imports, env pools
+
+        def once() -> dict:
+            seconds, ev = timed(lambda: backend.evaluate([(0, 1000 + i) for i in range(population)], None, [0]))
+            return {"steps": ev.frames, "steps_per_s": ev.frames / seconds}
+
+        yield once
+    finally:
+        backend.close()
+
+
 def paired(first, second, repeats: int) -> tuple[list, list]:
     a, b = [], []
     for _ in range(repeats):
@@ -160,6 +191,16 @@ def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
     return [row]
 
 
+def both_cores_row(task_id: str, population: int, repeats: int, workers: int = 2) -> dict:
+    """``workers`` worker processes against the one-core raw env, alternated: the both-cores figure."""
+    steps = gym.spec(task_id).max_episode_steps
+    with processes_eval(task_id, population, workers) as evaluate:
+        evo_runs, raw_runs = paired(evaluate, lambda: raw_gym(task_id, population, steps), repeats)
+    raw, evo = statistics.median(raw_runs), statistics.median(r["steps_per_s"] for r in evo_runs)
+    return {"task": task_id, "population": population, "encoding": "dense", "processes": workers,
+            "raw_steps_per_s": raw, "evoboard_steps_per_s": evo, "ratio_vs_raw": evo / raw}  # fmt: skip
+
+
 def atari_rows(game: str, population: int, steps: int, repeats: int) -> list[dict]:
     from envs.atari import AtariOptions
 
@@ -182,10 +223,12 @@ def run(out: Path, repeats: int = 3, atari: bool = True) -> pd.DataFrame:
     rows = []
     for task_id in ("HalfCheetah-v5", "Hopper-v5", COUNTING_CARTPOLE):
         rows += control_rows(task_id, 64, repeats)
+    rows.append(both_cores_row("HalfCheetah-v5", 64, repeats))
     if atari:
         for population in (8, 32):
             rows += atari_rows("pong", population, 250, max(1, repeats // 2))
     table = pd.DataFrame(rows)
+    table["processes"] = table["processes"].fillna(1).astype(int)
     table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
     publish(table, out, "throughput", markdown(table))
     return table
@@ -195,11 +238,13 @@ def markdown(table: pd.DataFrame) -> str:
     def f(v, fmt=",.0f"):
         return "" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
 
-    header = ["task", "P", "encoding", "raw steps/s", "evoboard steps/s", "vs raw", "EvoTorch steps/s",
+    header = ["task", "P", "encoding", "processes", "raw steps/s", "evoboard steps/s", "vs raw", "EvoTorch steps/s",
               "evoboard / EvoTorch", "env s", "policy s", "decode s", "other s"]  # fmt: skip
-    rows = [[r["task"], str(r["population"]), r["encoding"], f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
+    rows = [[r["task"], str(r["population"]), r["encoding"], str(r["processes"]), f(r["raw_steps_per_s"]),
+             f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
-             f(r["env_s"], ".2f"), f(r["policy_s"], ".2f"), f(r["decode_s"], ".3f"), f(r["bookkeeping_s"], ".2f")]
+             f(r.get("env_s"), ".2f"), f(r.get("policy_s"), ".2f"), f(r.get("decode_s"), ".3f"),
+             f(r.get("bookkeeping_s"), ".2f")]
             for r in table.to_dict("records")]  # fmt: skip
     lines = [markdown_table(header, rows).rstrip("\n")]
     counted = table.dropna(subset=["evoboard_steps_counted"]) if "evoboard_steps_counted" in table else table.iloc[:0]

@@ -24,7 +24,7 @@ RUN_CASES = {
     "negative generations": (["--generations", "-3"], "generations must be >= 1"),
     "negative seed": (["--seed", "-1"], "seed must be >= 0"),
     "bad device": (["--device", "tpu"], "invalid choice"),
-    "unknown backend": (["--backend", "dask"], "unknown backend 'dask'; valid: local, ray"),
+    "unknown backend": (["--backend", "dask"], "unknown backend 'dask'; valid: local, processes, ray"),
     "sigma 0": (["--set", "sigma=0"], "sigma must be > 0"),
     "negative sigma": (["--set", "sigma=-0.1"], "sigma must be > 0"),
     "sigma nan": (["--set", "sigma=nan"], "sigma must be > 0"),

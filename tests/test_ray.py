@@ -7,29 +7,19 @@ takes 10-20 s, most of it Ray's start-up and the actors' imports.
 from __future__ import annotations
 
 import logging
-import math
-import pickle
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-import envs
-from agents.algorithms import ALGORITHMS
-from agents.encodings import ENCODINGS
-from agents.policies import POLICIES
 from suite import leaderboard
-from suite.backends import build_parts, evaluate_here
 from suite.runner import TIMING_COLUMNS, Run, run_spec
-from suite.settings import UsageError, option_names
-from suite.spec import RunnerOptions, RunSpec, resolve
+from suite.settings import UsageError
+from suite.spec import RunSpec, resolve
 from tests.conftest import REPO, run_cli
 
 ray = pytest.importorskip("ray", reason='the Ray backend needs pip install -e ".[ray]"')
-from suite import ray_backend  # noqa: E402  (after the skip: importing it needs ray)
 
 NON_REPEATABLE = ["run_id", "created_at", "wall_s", "frames_per_s"]
 SPEC = {"task": "CartPole-v1", "population": 16, "generations": 4, "seed": 3}
@@ -51,69 +41,7 @@ def local_reference(tmp_path_factory):
     return rows(out).iloc[0], history(out, row["run_id"])
 
 
-# -- sharding, wire format and merging (no Ray needed) ----------------------------------------
-def test_assign_keeps_children_with_their_parents_within_an_even_share():
-    a, b = (1,), (2,)
-    held = [{a: 0}, {b: 0}]
-    genomes = [a, (1, 10), (1, 11), (1, 12), (1, 13), (1, 14), (2, 20), (3, 30)]
-    shards = ray_backend.assign(genomes, held, 2)
-    assert sorted(i for s in shards for i in s) == list(range(8))
-    assert [len(s) for s in shards] == [4, 4]  # an even share each
-    assert shards[0] == [0, 1, 2, 3]  # a and its children fill actor 0's share...
-    assert shards[1] == [4, 5, 6, 7]  # ...its other children spill together; b's child stays with b
-    assert ray_backend.assign(genomes, held, 2) == shards  # deterministic
-    fresh = ray_backend.assign([(s,) for s in range(7)], [{}, {}, {}], 3)
-    assert max(map(len, fresh)) == math.ceil(7 / 3) and sum(map(len, fresh)) == 7
-
-
-def test_genomes_cross_the_wire_as_references_to_what_the_actor_holds():
-    holdings = ray_backend.Holdings()
-    holdings.update([(5,), (6,)])
-    holdings.update([(5, 1), (6, 2)])
-    genomes = [(5, 1), (5, 1, 7), (6, 8), (9, 9, 9)]  # held, child of held, child of older, unknown
-    refs = ray_backend.compact(genomes, holdings.index)
-    assert refs == [2, (2, 7), (1, 8), [9, 9, 9]]
-    assert ray_backend.expand(refs, holdings.known) == genomes
-    long_chain = [(5, *range(2**30, 2**30 + 50), 2**30 + s) for s in range(32)]  # 31-bit seeds, as drawn
-    holdings.update([long_chain[0][:-1]])
-    compact_bytes = len(pickle.dumps(ray_backend.compact(long_chain, holdings.index)))
-    assert compact_bytes < len(pickle.dumps([list(g) for g in long_chain])) / 20  # constant, not lineage-long
-
-
-def test_shards_merged_in_member_order_equal_one_local_evaluation():
-    """Per-member results, counters and the elite trace do not depend on how members are sharded."""
-    resolved = resolve(RunSpec("CartPole-v1", population=9, settings={"max_steps": 150, "elite_margin": 20.0}))
-    parts = build_parts(resolved, torch.device("cpu"))
-    try:
-        genomes = [(s,) for s in range(9)]
-        whole = evaluate_here(parts, genomes, None, [4, 5])
-        shards = [[0, 4, 8], [1, 2, 6], [3, 5, 7]]
-        pieces = [evaluate_here(parts, [genomes[i] for i in s], None, [4, 5]) for s in shards]
-    finally:
-        parts.task.close()
-    merged = ray_backend.merge_in_order(pieces, shards)
-    for name in ("fitness", "returns", "steps", "cut", "failed"):
-        np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
-    assert (merged.frames, merged.member_forwards) == (whole.frames, whole.member_forwards)
-    np.testing.assert_array_equal(merged.best_trace, whole.best_trace)
-
-
 # -- settings ---------------------------------------------------------------------------------
-def test_ray_settings_have_one_owner_and_stay_out_of_config():
-    ray_keys = set(option_names(ray_backend.RayOptions))
-    others = set(option_names(RunnerOptions))
-    others |= {
-        n for t in envs.names() if not t.startswith("ALE/") for n in option_names(envs.resolve(t).load().Options)
-    }
-    for registry in (POLICIES, ENCODINGS, ALGORITHMS):
-        others |= {n for name in registry.names() for n in option_names(registry.get(name).Options)}
-    assert ray_keys and not ray_keys & others
-    resolved = resolve(RunSpec(**SPEC, backend="ray", settings={"ray_actors": "2", "ray_address": "auto"}))
-    assert resolved.backend.ray_actors == 2
-    assert resolved.config() == resolve(RunSpec(**SPEC)).config()  # the backend never changes results
-    assert resolved.saved_spec()["backend_settings"]["ray_actors"] == 2  # but resume needs it
-
-
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -164,7 +92,7 @@ def test_an_actor_killed_mid_generation_is_replaced_and_the_result_is_the_same(l
 
     def kill_actor_0(evaluation: int, actors: list) -> None:
         if evaluation == 5:  # generation 2's population, while its shards run
-            killed.append(backend.slots[0].pid)
+            killed.append(backend.pids[0])
             ray.kill(actors[0], no_restart=True)
 
     backend.on_submit = kill_actor_0
