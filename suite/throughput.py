@@ -108,11 +108,16 @@ def evoboard_eval(task, population: int, encoding: str = "dense", settings: dict
         "policy_s": ev.timings["policy"],
         "decode_s": t_decode,
         "bookkeeping_s": t_eval - ev.timings["env"] - ev.timings["policy"],
+        "shortest": int(ev.steps.min()),
+        "longest": int(ev.steps.max()),
     }
 
 
-def evotorch_eval(task_id: str, population: int, hidden: int = 64) -> dict | None:
-    """EvoTorch VecGymNE on the same task, P and MLP; None when evotorch is not installed."""
+def evotorch_eval(task_id: str, population: int, hidden: int = 64, spread: float | None = None) -> dict | None:
+    """EvoTorch VecGymNE on the same task, P and MLP; None when evotorch is not installed.
+
+    ``spread``: members' parameters drawn N(0, spread^2) (seeded) instead of EvoTorch's near-zero
+    start, so episode lengths differ (finished envs would have to wait for the longest)."""
     try:
         from evotorch.neuroevolution import VecGymNE
     except ImportError:
@@ -124,12 +129,17 @@ def evotorch_eval(task_id: str, population: int, hidden: int = 64) -> dict | Non
     net = " >> ".join([*layers, f"Linear({hidden}, act_length)"])
     problem = VecGymNE(task_id, net, num_episodes=1, max_num_envs=population)
     batch = problem.generate_batch(population)
+    if spread is not None:
+        generator = torch.Generator().manual_seed(0)
+        batch.access_values()[:] = spread * torch.randn(batch.values.shape, generator=generator)
     problem.evaluate(batch)  # warm up
     before = problem.status["total_interaction_count"]
     CountingCartPole.steps_taken = 0
     seconds, _ = timed(lambda: problem.evaluate(batch))
     counted = problem.status["total_interaction_count"] - before
-    return {"steps": counted, "steps_per_s": counted / seconds, "taken": CountingCartPole.steps_taken}
+    returns = batch.evals.flatten()  # CartPole: one point per step, so returns are episode lengths
+    return {"steps": counted, "steps_per_s": counted / seconds, "taken": CountingCartPole.steps_taken,
+            "shortest": int(returns.min()), "longest": int(returns.max())}  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -174,21 +184,31 @@ def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
     evo = {k: statistics.median(r[k] for r in evo_runs) for k in evo_runs[0]}
     row = {"task": task_id, "population": population, "encoding": "dense", "raw_steps_per_s": raw,
            "evoboard_steps_per_s": evo["steps_per_s"], "ratio_vs_raw": evo["steps_per_s"] / raw, **evo}  # fmt: skip
-    counting = task_id == COUNTING_CARTPOLE
     other = evotorch_eval(task_id, population)
     if other:
         row.update(
             evotorch_steps_per_s=other["steps_per_s"], ratio_vs_evotorch=evo["steps_per_s"] / other["steps_per_s"]
         )
-        if counting:
-            row.update(evotorch_steps_counted=other["steps"], evotorch_steps_taken=other["taken"])
-    if counting:
-        CountingCartPole.steps_taken = 0
-        task = envs.make(task_id)
-        ev = evoboard_eval(task, population)
-        task.close()
-        row.update(evoboard_steps_counted=ev["steps"], evoboard_steps_taken=CountingCartPole.steps_taken)
+    if task_id == COUNTING_CARTPOLE:
+        row.update(counted_steps(task_id, population))
     return [row]
+
+
+def counted_steps(task_id: str, population: int, spread: float = 0.3) -> dict:
+    """Env steps each library counted and took on the counting CartPole, for a population whose
+    episode lengths differ (parameters spread by N(0, ``spread``^2)): a library that steps finished
+    envs until the longest episode ends takes more than it counts."""
+    CountingCartPole.steps_taken = 0
+    task = envs.make(task_id)
+    ev = evoboard_eval(task, population, settings={"sigma": spread})
+    task.close()
+    counts = {"evoboard_steps_counted": ev["steps"], "evoboard_steps_taken": CountingCartPole.steps_taken,
+              "evoboard_episode_steps": f"{ev['shortest']}-{ev['longest']}"}  # fmt: skip
+    other = evotorch_eval(task_id, population, spread=spread)
+    if other:
+        counts.update(evotorch_steps_counted=other["steps"], evotorch_steps_taken=other["taken"],
+                      evotorch_episode_steps=f"{other['shortest']}-{other['longest']}")  # fmt: skip
+    return counts
 
 
 def both_cores_row(task_id: str, population: int, repeats: int, workers: int = 2) -> dict:
@@ -249,9 +269,14 @@ def markdown(table: pd.DataFrame) -> str:
     lines = [markdown_table(header, rows).rstrip("\n")]
     counted = table.dropna(subset=["evoboard_steps_counted"]) if "evoboard_steps_counted" in table else table.iloc[:0]
     for r in counted.to_dict("records"):
-        sentence = f"{r['task']}: evoboard counted {f(r['evoboard_steps_counted'])} env steps and took "
-        sentence += f"{f(r['evoboard_steps_taken'])}"
+        sentence = (
+            f"{r['task']}, a population with episodes of {r['evoboard_episode_steps']} steps: evoboard counted "
+            f"{f(r['evoboard_steps_counted'])} env steps and took {f(r['evoboard_steps_taken'])}"
+        )
         if f(r.get("evotorch_steps_taken")):
-            sentence += f"; EvoTorch counted {f(r['evotorch_steps_counted'])} and took {f(r['evotorch_steps_taken'])}"
+            sentence += (
+                f"; EvoTorch (episodes of {r['evotorch_episode_steps']} steps) counted "
+                f"{f(r['evotorch_steps_counted'])} and took {f(r['evotorch_steps_taken'])}"
+            )
         lines += ["", sentence + "."]
     return "\n".join(lines) + "\n"
