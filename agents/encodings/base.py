@@ -122,8 +122,21 @@ class SeedChainEncoding(Encoding):
         return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
 
     def noises(self, seeds: Sequence[int]) -> torch.Tensor:
-        """One standard normal search-space vector per seed: (C, D)."""
-        return torch.stack([noise(s, self.search_dims, self.device) for s in seeds])
+        """One standard normal search-space vector per seed: (C, D), row c equal to ``noise(seeds[c], D)``.
+
+        On the CPU each row is drawn in place from one reseeded generator (``manual_seed`` resets
+        its whole state), which skips a generator per seed and the copy of stacking the rows
+        (decode -7% at P=64 for a 4-64-64-2 MLP); the values are checked equal to ``noise``'s in
+        the tests. Other devices keep ``noise`` itself, where that equality is not checked.
+        """
+        if self.device.type != "cpu":
+            return torch.stack([noise(s, self.search_dims, self.device) for s in seeds])
+        out = torch.empty(len(seeds), self.search_dims, device=self.device)  # (C, D)
+        generator = torch.Generator(device=self.device)
+        for row, seed in zip(out, seeds, strict=True):
+            generator.manual_seed(seed)
+            row.normal_(generator=generator)
+        return out
 
     def _init_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.zeros(self.search_dims, device=self.device)
