@@ -8,6 +8,8 @@ Measured side by side in one process and one run (each pair alternates; medians)
 - EvoTorch's VecGymNE (optional: ``pip install 'evoboard[bench]'``) on the same task, P,
   episodes and network, and how many env steps it really took against how many it counted
   (a counting CartPole).
+- Pong at 1 and 2 torch threads (the emulators' C++ threads idle while the policy runs; the
+  first, untimed evaluation builds the emulator slots, whose ROM loads are not evaluation);
 - both cores: ``--backend processes`` with 2 worker processes on HalfCheetah, against the
   one-core raw env.
 Writes ``results/throughput.csv`` and ``results/throughput.md``.
@@ -107,7 +109,8 @@ def evoboard_eval(task, population: int, encoding: str = "dense", settings: dict
         "env_s": ev.timings["env"],
         "policy_s": ev.timings["policy"],
         "decode_s": t_decode,
-        "bookkeeping_s": t_eval - ev.timings["env"] - ev.timings["policy"],
+        "reset_s": ev.timings.get("reset", 0.0),
+        "bookkeeping_s": t_eval - ev.timings["env"] - ev.timings["policy"] - ev.timings.get("reset", 0.0),
         "shortest": int(ev.steps.min()),
         "longest": int(ev.steps.max()),
     }
@@ -221,19 +224,23 @@ def both_cores_row(task_id: str, population: int, repeats: int, workers: int = 2
             "raw_steps_per_s": raw, "evoboard_steps_per_s": evo, "ratio_vs_raw": evo / raw}  # fmt: skip
 
 
-def atari_rows(game: str, population: int, steps: int, repeats: int) -> list[dict]:
+def atari_rows(game: str, population: int, steps: int, repeats: int, threads: int = 1) -> list[dict]:
+    """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs)."""
     from envs.atari import AtariOptions
 
     task = envs.make(f"ALE/{game.title()}-v5", AtariOptions(max_steps=steps, noop_max=0))
+    evoboard_eval(task, population, "lowrank", {"rank": 1})  # untimed: builds the emulator slots once
     raw = statistics.median(raw_atari(game, population, steps) for _ in range(repeats))
+    torch.set_num_threads(threads)
     rows = []
     for encoding, settings in (("dense", {}), ("lowrank", {"rank": 4}), ("lowrank-perturb", {"perturb_rank": 4}),
                                ("sparse", {"density": 0.01})):  # fmt: skip
         runs = [evoboard_eval(task, population, encoding, settings) for _ in range(repeats)]
         evo = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
-                     "raw_steps_per_s": raw, "evoboard_steps_per_s": evo["steps_per_s"],
+                     "torch_threads": threads, "raw_steps_per_s": raw, "evoboard_steps_per_s": evo["steps_per_s"],
                      "ratio_vs_raw": evo["steps_per_s"] / raw, **evo})  # fmt: skip
+    torch.set_num_threads(1)
     task.close()
     return rows
 
@@ -246,10 +253,12 @@ def run(out: Path, repeats: int = 3, atari: bool = True) -> pd.DataFrame:
     rows.append(both_cores_row("HalfCheetah-v5", 64, repeats))
     if atari:
         for population in (8, 32):
-            rows += atari_rows("pong", population, 250, max(1, repeats // 2))
+            for threads in (1, 2):
+                rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads)
     table = pd.DataFrame(rows)
-    table["processes"] = table["processes"].fillna(1).astype(int)
-    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
+    for column in ("processes", "torch_threads"):
+        table[column] = table[column].fillna(1).astype(int) if column in table else 1
+    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu"
     publish(table, out, "throughput", markdown(table))
     return table
 
@@ -258,13 +267,14 @@ def markdown(table: pd.DataFrame) -> str:
     def f(v, fmt=",.0f"):
         return "" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
 
-    header = ["task", "P", "encoding", "processes", "raw steps/s", "evoboard steps/s", "vs raw", "EvoTorch steps/s",
-              "evoboard / EvoTorch", "env s", "policy s", "decode s", "other s"]  # fmt: skip
-    rows = [[r["task"], str(r["population"]), r["encoding"], str(r["processes"]), f(r["raw_steps_per_s"]),
-             f(r["evoboard_steps_per_s"]),
+    header = ["task", "P", "encoding", "processes", "torch threads", "raw steps/s", "evoboard steps/s", "vs raw",
+              "EvoTorch steps/s", "evoboard / EvoTorch", "env s", "policy s", "decode s", "reset s",
+              "other s"]  # fmt: skip
+    rows = [[r["task"], str(r["population"]), r["encoding"], str(r["processes"]), str(r["torch_threads"]),
+             f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
              f(r.get("env_s"), ".2f"), f(r.get("policy_s"), ".2f"), f(r.get("decode_s"), ".3f"),
-             f(r.get("bookkeeping_s"), ".2f")]
+             f(r.get("reset_s"), ".2f"), f(r.get("bookkeeping_s"), ".2f")]
             for r in table.to_dict("records")]  # fmt: skip
     lines = [markdown_table(header, rows).rstrip("\n")]
     counted = table.dropna(subset=["evoboard_steps_counted"]) if "evoboard_steps_counted" in table else table.iloc[:0]

@@ -158,6 +158,36 @@ def test_backfill_gives_the_same_returns_as_one_env_per_job():
     assert results[0].frames == results[1].frames == 6 * 40 * 4
 
 
+def test_a_pool_that_grows_while_resetting_gives_the_frames_of_a_fresh_one():
+    seen: dict[str, list] = {"grown": [], "fresh": []}
+
+    def recording(key: str):
+        act = pixel_policy(6)
+
+        def run(members, obs):
+            seen[key].append((members.copy(), obs.copy()))
+            return act(members, obs)
+
+        return run
+
+    grown, fresh = make("SpaceInvaders", max_steps=30), make("SpaceInvaders", max_steps=30)
+    try:
+        small = grown.evaluate(pixel_policy(6), 2, [3])
+        assert len(grown._slots) == 2
+        big = grown.evaluate(recording("grown"), 5, [3])  # three slots made while the first two reset
+        assert len(grown._slots) == 5
+        reference = fresh.evaluate(recording("fresh"), 5, [3])
+    finally:
+        grown.close()
+        fresh.close()
+    assert len(seen["grown"]) == len(seen["fresh"]) == 30
+    for (m, o), (m_ref, o_ref) in zip(seen["grown"], seen["fresh"], strict=True):
+        np.testing.assert_array_equal(m, m_ref)
+        np.testing.assert_array_equal(o, o_ref)  # every frame, from the first reset on
+    np.testing.assert_array_equal(big.returns, reference.returns)
+    np.testing.assert_array_equal(big.returns[:2], small.returns)
+
+
 def test_raw_rewards_reach_fitness():
     task = make("SpaceInvaders", max_steps=60)
     try:
