@@ -11,8 +11,10 @@ Sharding keeps children next to their parents. The driver mirrors what each work
 genomes of its last two evaluations, the same two the encoding caches) and sends each child to
 the worker that decoded its parent, up to an even share of the population; the rest go, siblings
 together, to the worker with the most room, which replays their parents from seeds. Per-member
-fitness does not depend on which members share a batch, so results equal ``--backend local``'s
-whatever the assignment; shards are merged back into member order.
+fitness does not depend on which members share a batch as long as the policy's forward gives each
+member the same bits in any batch (MLPs: batched matmuls; CNNs can differ in the last bits, see
+README), so results equal ``--backend local``'s whatever the assignment; shards are merged back
+into member order.
 
 A worker that dies mid-evaluation is replaced by a fresh one (empty caches: it replays from
 seeds) and its shard re-run, up to a number of retries; the event is logged. The transport (how

@@ -190,10 +190,13 @@ class SeedChainEncoding(Encoding):
             children = self.mutate(parents, [genomes[i][-1] for i in todo])
             for k, i in enumerate(todo):
                 rows[i] = children[k]
-        for i, row in enumerate(rows):
-            if row is None:
-                rows[i] = self.init_vector(genomes[i][0])
-        z = torch.stack(rows)  # (P, D)
+        if len(todo) == len(genomes):  # every member a new child (a GA generation): no second (P, D) copy
+            z = children  # (P, D)
+        else:
+            for i, row in enumerate(rows):
+                if row is None:
+                    rows[i] = self.init_vector(genomes[i][0])
+            z = torch.stack(rows)  # (P, D)
         # Keep the last two decodes: the next population's parents come from the last
         # population even when the elite candidates were decoded after it.
         decoded = {g: z[i] for i, g in enumerate(genomes)}
