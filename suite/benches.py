@@ -40,6 +40,12 @@ def _lottery(out: str, seeds: int, device: str) -> object:
     return importlib.import_module("suite.lottery").run_lottery(out, seeds, device)  # imported only when run
 
 
+def _throughput(out: str, seeds: int, device: str) -> object:
+    """The throughput bench on ``device`` (auto: cuda where torch sees it); its modules imported only when run."""
+    chosen = importlib.import_module("suite.runner").resolve_device(device)
+    return importlib.import_module("suite.throughput").run(Path(out), device=chosen.type)
+
+
 register_suite(
     "smoke",
     "a minute of tiny GA runs on CartPole, Pendulum and HalfCheetah (checks an install)",
@@ -81,7 +87,7 @@ register_suite(
     "throughput",
     "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
     [],
-    procedure=lambda out, seeds, device: importlib.import_module("suite.throughput").run(Path(out)),
+    procedure=_throughput,
 )
 import suite.atari_suites  # noqa: E402, F401  (registers atari5, garbus4, atari-smoke)
 import suite.reference_suites  # noqa: E402, F401  (registers encodings-control, encodings-charlm, early-termination)

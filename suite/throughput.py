@@ -92,15 +92,18 @@ def raw_atari(game: str, envs_n: int, steps: int) -> float:
     return steps * envs_n / seconds
 
 
-def evoboard_eval(task, population: int, encoding: str = "dense", settings: dict | None = None) -> dict:
-    """One population evaluation (decode + evaluate); steps/s and the time split."""
+def evoboard_eval(
+    task, population: int, encoding: str = "dense", settings: dict | None = None, device: str = "cpu"
+) -> dict:
+    """One population evaluation (decode + evaluate on ``device``); steps/s and the time split."""
     policy = make_policy(task.default_policy, task.observation_space, task.action_space)
     cls = make_encoding(encoding, policy).__class__
-    enc = make_encoding(encoding, policy, build_options(cls.Options, settings or {}))
+    enc = make_encoding(encoding, policy, build_options(cls.Options, settings or {}), device)
     genomes = [(0, 1000 + i) for i in range(population)]  # a generation of children of one parent
     enc.decode([(0,)])
     t_decode, params = timed(lambda: enc.decode(genomes))
-    t_eval, ev = timed(lambda: task.evaluate(PopulationActor(policy, params, torch.device("cpu")), population, [0]))
+    actor = PopulationActor(policy, params, torch.device(device))
+    t_eval, ev = timed(lambda: task.evaluate(actor, population, [0]))
     steps = ev.frames // task.frames_per_step
     total = t_decode + t_eval
     return {
@@ -224,7 +227,9 @@ def both_cores_row(task_id: str, population: int, repeats: int, workers: int = 2
             "raw_steps_per_s": raw, "evoboard_steps_per_s": evo, "ratio_vs_raw": evo / raw}  # fmt: skip
 
 
-def atari_rows(game: str, population: int, steps: int, repeats: int, threads: int = 1) -> list[dict]:
+def atari_rows(
+    game: str, population: int, steps: int, repeats: int, threads: int = 1, device: str = "cpu"
+) -> list[dict]:
     """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs)."""
     from envs.atari import AtariOptions
 
@@ -235,17 +240,19 @@ def atari_rows(game: str, population: int, steps: int, repeats: int, threads: in
     rows = []
     for encoding, settings in (("dense", {}), ("lowrank", {"rank": 4}), ("lowrank-perturb", {"perturb_rank": 4}),
                                ("sparse", {"density": 0.01})):  # fmt: skip
-        runs = [evoboard_eval(task, population, encoding, settings) for _ in range(repeats)]
+        runs = [evoboard_eval(task, population, encoding, settings, device) for _ in range(repeats)]
         evo = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
-                     "torch_threads": threads, "raw_steps_per_s": raw, "evoboard_steps_per_s": evo["steps_per_s"],
+                     "device": device, "torch_threads": threads, "raw_steps_per_s": raw,
+                     "evoboard_steps_per_s": evo["steps_per_s"],
                      "ratio_vs_raw": evo["steps_per_s"] / raw, **evo})  # fmt: skip
     torch.set_num_threads(1)
     task.close()
     return rows
 
 
-def run(out: Path, repeats: int = 3, atari: bool = True) -> pd.DataFrame:
+def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") -> pd.DataFrame:
+    """Every row above; with ``device`` cuda, Pong's CNN runs there too (one thread count: the CPU is the env's)."""
     torch.set_num_threads(1)
     rows = []
     for task_id in ("HalfCheetah-v5", "Hopper-v5", COUNTING_CARTPOLE):
@@ -253,11 +260,12 @@ def run(out: Path, repeats: int = 3, atari: bool = True) -> pd.DataFrame:
     rows.append(both_cores_row("HalfCheetah-v5", 64, repeats))
     if atari:
         for population in (8, 32):
-            for threads in (1, 2):
-                rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads)
+            for threads in (1, 2) if device == "cpu" else (1,):
+                rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device)
     table = pd.DataFrame(rows)
     for column in ("processes", "torch_threads"):
         table[column] = table[column].fillna(1).astype(int) if column in table else 1
+    table["device"] = table["device"].fillna("cpu") if "device" in table else "cpu"
     table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu"
     publish(table, out, "throughput", markdown(table))
     return table
@@ -270,7 +278,8 @@ def markdown(table: pd.DataFrame) -> str:
     header = ["task", "P", "encoding", "processes", "torch threads", "raw steps/s", "evoboard steps/s", "vs raw",
               "EvoTorch steps/s", "evoboard / EvoTorch", "env s", "policy s", "decode s", "reset s",
               "other s"]  # fmt: skip
-    rows = [[r["task"], str(r["population"]), r["encoding"], str(r["processes"]), str(r["torch_threads"]),
+    rows = [[r["task"], str(r["population"]), r["encoding"] + ("" if r["device"] == "cpu" else f" ({r['device']})"),
+             str(r["processes"]), str(r["torch_threads"]),
              f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
              f(r.get("env_s"), ".2f"), f(r.get("policy_s"), ".2f"), f(r.get("decode_s"), ".3f"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from suite.cli import main
 from suite.leaderboard import COLUMNS
@@ -58,6 +59,11 @@ OTHER_CASES = {
     "unknown list": (["list", "robots"], "invalid choice"),
     "unknown suite": (["bench", "nosuch", "--out", "{out}"], "unknown suite 'nosuch'"),
     "bench seeds 0": (["bench", "smoke", "--seeds", "0", "--out", "{out}"], "--seeds must be >= 1"),
+    **(
+        {}
+        if torch.cuda.is_available()
+        else {"bench on a missing GPU": (["bench", "throughput", "--device", "cuda", "--out", "{out}"], "no CUDA")}
+    ),
     "leaderboard format": (["leaderboard", "--out", "{out}", "--format", "xml"], "invalid choice"),
     "leaderboard missing": (["leaderboard", "--out", "{out}/nowhere"], "no leaderboard in"),
     "resume missing folder": (["resume", "{out}/runs/nope"], "is not a run folder"),
