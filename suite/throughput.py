@@ -235,17 +235,19 @@ def atari_rows(
 
     task = envs.make(f"ALE/{game.title()}-v5", AtariOptions(max_steps=steps, noop_max=0))
     evoboard_eval(task, population, "lowrank", {"rank": 1})  # untimed: builds the emulator slots once
-    raw = statistics.median(raw_atari(game, population, steps) for _ in range(repeats))
+    raws, rows = [], []
     torch.set_num_threads(threads)
-    rows = []
     for encoding, settings in (("dense", {}), ("lowrank", {"rank": 4}), ("lowrank-perturb", {"perturb_rank": 4}),
                                ("sparse", {"density": 0.01})):  # fmt: skip
+        raws.append(raw_atari(game, population, steps))  # one raw run beside each encoding's; median of all
         runs = [evoboard_eval(task, population, encoding, settings, device) for _ in range(repeats)]
         evo = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
-                     "device": device, "torch_threads": threads, "raw_steps_per_s": raw,
-                     "evoboard_steps_per_s": evo["steps_per_s"],
-                     "ratio_vs_raw": evo["steps_per_s"] / raw, **evo})  # fmt: skip
+                     "device": device, "torch_threads": threads, "evoboard_steps_per_s": evo["steps_per_s"],
+                     **evo})  # fmt: skip
+    raw = statistics.median(raws)
+    for row in rows:
+        row.update(raw_steps_per_s=raw, ratio_vs_raw=row["evoboard_steps_per_s"] / raw)
     torch.set_num_threads(1)
     task.close()
     return rows
