@@ -14,31 +14,12 @@ import pandas as pd
 import pytest
 
 from suite import leaderboard
-from suite.runner import TIMING_COLUMNS, Run, run_spec
+from suite.runner import Run
 from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, SPEC, history, rows, run_cli
 
 ray = pytest.importorskip("ray", reason='the Ray backend needs pip install -e ".[ray]"')
-
-NON_REPEATABLE = ["run_id", "created_at", "wall_s", "frames_per_s"]
-SPEC = {"task": "CartPole-v1", "population": 16, "generations": 4, "seed": 3}
-
-
-def rows(out_dir) -> pd.DataFrame:
-    return leaderboard.read(out_dir).drop(columns=NON_REPEATABLE)
-
-
-def history(out_dir, run_id: str) -> pd.DataFrame:
-    return pd.read_csv(out_dir / "runs" / run_id / "history.csv").drop(columns=TIMING_COLUMNS)
-
-
-@pytest.fixture(scope="module")
-def local_reference(tmp_path_factory):
-    """The local backend's leaderboard row and history for SPEC."""
-    out = tmp_path_factory.mktemp("local") / "results"
-    row = run_spec(RunSpec(**SPEC), out)
-    return rows(out).iloc[0], history(out, row["run_id"])
 
 
 # -- settings ---------------------------------------------------------------------------------

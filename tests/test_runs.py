@@ -13,19 +13,13 @@ import pandas as pd
 import pytest
 
 from suite import leaderboard
-from suite.runner import TIMING_COLUMNS, Run, run_spec
+from suite.runner import Run, run_spec
 from suite.spec import RunSpec, resolve
-from tests.conftest import REPO
-
-NON_REPEATABLE = {"run_id", "created_at", "wall_s", "frames_per_s"}
+from tests.conftest import NON_REPEATABLE, REPO, history
 
 
 def comparable(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in NON_REPEATABLE}
-
-
-def history(out_dir, run_id: str) -> pd.DataFrame:
-    return pd.read_csv(out_dir / "runs" / run_id / "history.csv").drop(columns=TIMING_COLUMNS)
 
 
 def test_same_seed_gives_same_row_and_history(out_dir):

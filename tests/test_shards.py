@@ -25,29 +25,10 @@ from agents.policies import POLICIES
 from suite import leaderboard, shards
 from suite.backends import BACKENDS, backend_class, build_parts, evaluate_here
 from suite.process_backend import ProcessOptions
-from suite.runner import TIMING_COLUMNS, Run, run_spec
+from suite.runner import Run
 from suite.settings import UsageError, option_names
 from suite.spec import RunnerOptions, RunSpec, resolve
-from tests.conftest import run_cli
-
-NON_REPEATABLE = ["run_id", "created_at", "wall_s", "frames_per_s"]
-SPEC = {"task": "CartPole-v1", "population": 16, "generations": 4, "seed": 3}
-
-
-def rows(out_dir) -> pd.DataFrame:
-    return leaderboard.read(out_dir).drop(columns=NON_REPEATABLE)
-
-
-def history(out_dir, run_id: str) -> pd.DataFrame:
-    return pd.read_csv(out_dir / "runs" / run_id / "history.csv").drop(columns=TIMING_COLUMNS)
-
-
-@pytest.fixture(scope="module")
-def local_reference(tmp_path_factory):
-    """The local backend's leaderboard row and history for SPEC."""
-    out = tmp_path_factory.mktemp("local") / "results"
-    row = run_spec(RunSpec(**SPEC), out)
-    return rows(out).iloc[0], history(out, row["run_id"])
+from tests.conftest import SPEC, history, rows, run_cli
 
 
 # -- sharding, wire format and merging --------------------------------------------------------
