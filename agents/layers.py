@@ -136,6 +136,23 @@ class DenseLinear(LayerParams):
         return self.weight.shape[0]
 
 
+def member_conv(x: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor | None, stride: int) -> torch.Tensor:
+    """Each member's own kernels on its own inputs, as one grouped convolution.
+
+    x (P, N, C, H, W), kernels (P*F, C, k, k) member by member, bias (P*F,) -> (P, N, F, H', W').
+    A lone member runs beside a copy of itself: with ``groups=1`` torch takes another conv
+    algorithm whose last bits differ (measured on the Nature CNN), and a member's output must
+    not depend on how many others share its batch, since backends shard members differently.
+    """
+    p, n, c, h, w = x.shape
+    if p == 1:
+        twin_bias = None if bias is None else bias.repeat(2)
+        return member_conv(x.expand(2, -1, -1, -1, -1), kernels.repeat(2, 1, 1, 1), twin_bias, stride)[:1]
+    grouped = x.transpose(0, 1).reshape(n, p * c, h, w)  # members side by side as channel groups
+    y = F.conv2d(grouped, kernels, bias, stride=stride, groups=p)  # (N, P*F, H', W')
+    return y.reshape(n, p, -1, *y.shape[-2:]).transpose(0, 1)
+
+
 @dataclass(frozen=True)
 class DenseConv2d(LayerParams):
     """Dense kernels (P, out, in, k, k): P distinct members as one grouped convolution."""
@@ -145,12 +162,8 @@ class DenseConv2d(LayerParams):
     stride: int = 1
 
     def conv2d(self, x: torch.Tensor) -> torch.Tensor:
-        p, n, c, h, w = x.shape
-        out = self.weight.shape[1]
-        grouped = x.transpose(0, 1).reshape(n, p * c, h, w)  # members side by side as channel groups
-        y = F.conv2d(grouped, self.weight.reshape(p * out, *self.weight.shape[2:]), self.bias.reshape(-1),
-                     stride=self.stride, groups=p)  # fmt: skip
-        return y.reshape(n, p, out, *y.shape[-2:]).transpose(0, 1)
+        kernels = self.weight.reshape(-1, *self.weight.shape[2:])  # (P*out, in, k, k)
+        return member_conv(x, kernels, self.bias.reshape(-1), self.stride)
 
     def select(self, members: torch.Tensor) -> DenseConv2d:
         return DenseConv2d(self.weight[members], self.bias[members], self.stride)

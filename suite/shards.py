@@ -12,8 +12,8 @@ genomes of its last two evaluations, the same two the encoding caches) and sends
 the worker that decoded its parent, up to an even share of the population; the rest go, siblings
 together, to the worker with the most room, which replays their parents from seeds. Per-member
 fitness does not depend on which members share a batch as long as the policy's forward gives each
-member the same bits in any batch (MLPs: batched matmuls; CNNs can differ in the last bits, see
-README), so results equal ``--backend local``'s whatever the assignment; shards are merged back
+member the same bits in any batch (every form but lowrank-perturb's shared layers, see README),
+so results equal ``--backend local``'s whatever the assignment; shards are merged back
 into member order.
 
 A worker that dies mid-evaluation is replaced by a fresh one (empty caches: it replays from

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from agents.encodings import make as make_encoding
 from agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec, PopulationParams
-from agents.policies import MLPOptions, MLPPolicy, PopulationActor
+from agents.policies import MLPOptions, MLPPolicy, PopulationActor, make_policy
 
 P = 5
 
@@ -105,3 +105,21 @@ def test_actor_runs_active_members_without_copying_weights_until_few_remain():
     assert gathered.population == 2 and actor(few, obs.numpy()[few]) is not None and actor._active is gathered
     twice = np.array([1, 1, 3])  # one member in two episodes: must gather, not scatter
     assert np.array_equal(actor(twice, obs.numpy()[twice]), full[twice])
+
+
+@pytest.mark.parametrize("encoding", ["dense", "lowrank", "sparse"])
+def test_a_members_cnn_output_does_not_depend_on_who_shares_its_batch(encoding):
+    """Backends shard members differently and the actor gathers the ones still running, so a
+    member's logits must be the same bits alone, in a few, and in the whole population.
+    (lowrank-perturb's shared layers do not promise this yet: README, "Every core".)"""
+    screen = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    policy = make_policy("nature_cnn", screen, gym.spaces.Discrete(6))
+    params = make_encoding(encoding, policy).decode([(0, 100 + i) for i in range(32)])
+    generator = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 255, (32, 1, 4, 84, 84), generator=generator).float()  # (P, N, C, H, W)
+    with torch.inference_mode():
+        whole = policy.forward(params, obs)  # (P, N, actions)
+        for members in ([5], [0], [31], [2, 9, 30], list(range(0, 32, 2))):
+            index = torch.tensor(members)
+            part = policy.forward(params.select(index), obs[index])
+            assert torch.equal(part, whole[index]), (encoding, members)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from agents.encodings.base import SeedChainEncoding, block_views
 from agents.layers import (
@@ -30,6 +29,7 @@ from agents.layers import (
     PopulationParams,
     TensorSpec,
     dense_form,
+    member_conv,
 )
 
 FACTORIZABLE = ("linear", "conv2d", "embedding")
@@ -116,10 +116,9 @@ class FactorizedConv2d(LayerParams):
         p, n, c, h, w = x.shape
         r = self.U.shape[-1]
         filters = self.V.transpose(1, 2).reshape(p * r, c, self.kernel, self.kernel)  # member i's r filters
-        grouped = x.transpose(0, 1).reshape(n, p * c, h, w)  # members side by side as channel groups
-        low = F.conv2d(grouped, filters, stride=self.stride, groups=p)  # (N, P*r, H', W')
+        low = member_conv(x, filters, None, self.stride)  # (P, N, r, H', W')
         hh, ww = low.shape[-2:]
-        low = low.reshape(n, p, r, hh * ww).transpose(0, 1)  # (P, N, r, H'W')
+        low = low.reshape(p, n, r, hh * ww)  # (P, N, r, H'W')
         y = torch.matmul(self.U.unsqueeze(1), low) + self.bias[:, None, :, None]  # (P, N, out, H'W')
         return y.reshape(p, n, -1, hh, ww)
 

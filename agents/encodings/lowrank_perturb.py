@@ -32,6 +32,7 @@ from agents.layers import (
     LayerParams,
     LayerSpec,
     PopulationParams,
+    member_conv,
 )
 
 
@@ -167,9 +168,9 @@ class PerturbedConv2d(LayerParams):
             shared = shared[inverse]
         r, k = self.A.shape[-1], self.base.shape[-1]
         filters = self.B.transpose(1, 2).reshape(p * r, c, k, k)
-        low = F.conv2d(x.transpose(0, 1).reshape(n, p * c, h, w), filters, stride=self.stride, groups=p)
+        low = member_conv(x, filters, None, self.stride)  # (P, N, r, H', W')
         hh, ww = low.shape[-2:]
-        low = low.reshape(n, p, r, hh * ww).transpose(0, 1)  # (P, N, r, H'W')
+        low = low.reshape(p, n, r, hh * ww)  # (P, N, r, H'W')
         correction = torch.matmul(self.A.unsqueeze(1), low).reshape(p, n, -1, hh, ww)  # (P, N, out, H', W')
         return shared + self.scale * correction + self.bias[:, None, :, None, None]
 
