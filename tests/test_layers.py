@@ -107,8 +107,17 @@ def test_actor_runs_active_members_without_copying_weights_until_few_remain():
     assert np.array_equal(actor(twice, obs.numpy()[twice]), full[twice])
 
 
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def torch_threads(request):
+    """Run the test at this many torch threads (runs default to 1), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("encoding", ["dense", "lowrank", "sparse"])
-def test_a_members_cnn_output_does_not_depend_on_who_shares_its_batch(encoding):
+def test_a_members_cnn_output_does_not_depend_on_who_shares_its_batch(encoding, torch_threads):
     """Backends shard members differently and the actor gathers the ones still running, so a
     member's logits must be the same bits alone, in a few, and in the whole population.
     (lowrank-perturb's shared layers do not promise this yet: README, "Every core".)"""
