@@ -63,7 +63,7 @@ class GymTask(Task):
         self.max_steps = options.max_steps or probe.spec.max_episode_steps
         if self.max_steps is None:
             raise ValueError(f"task {task_id} has no time limit: set max_steps")
-        self._envs.append(probe)
+        self._add(probe)
         self._discrete = isinstance(self.action_space, gym.spaces.Discrete)
 
     def _new_env(self) -> gym.Env:
@@ -72,10 +72,13 @@ class GymTask(Task):
     def _pool(self, size: int) -> list[gym.Env]:
         """The first ``size`` envs as evaluate uses them (``direct_env``), made as needed."""
         while len(self._envs) < size:
-            self._envs.append(self._new_env())
-        while len(self._direct) < len(self._envs):
-            self._direct.append(direct_env(self._envs[len(self._direct)], self.max_steps))
+            self._add(self._new_env())
         return self._direct[:size]
+
+    def _add(self, env: gym.Env) -> None:
+        """Keep ``env`` (closed with the task) and what evaluate resets and steps for it."""
+        self._envs.append(env)
+        self._direct.append(direct_env(env, self.max_steps))
 
     def evaluate(
         self, act: Act, members: int, seeds: Sequence[int], elite_trace: np.ndarray | None = None

@@ -6,12 +6,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from suite.settings import option_names
+from suite.throughput import COUNTING_CARTPOLE, CountingCartPole
 
 # One representative per family with many ids (Atari ships 100+ ROMs; its own tests cover them).
 TASK_IDS = [t for t in envs.names() if not t.startswith("ALE/")] + [t for t in envs.names() if t.startswith("ALE/")][:1]
@@ -138,26 +138,14 @@ def test_mujoco_leaves_no_log_file_behind(tmp_path, monkeypatch, capfd):
     assert "settotalmass" not in capfd.readouterr().err
 
 
-class CountingCartPole(CartPoleEnv):
-    """CartPole that counts every step any instance takes, to compare with what a task reports."""
-
-    steps_taken = 0
-
-    def step(self, action):
-        CountingCartPole.steps_taken += 1
-        return super().step(action)
-
-
-gym.register("evoboard-test/CountingCartPole-v0", entry_point=CountingCartPole, max_episode_steps=500)
-
-
-@pytest.mark.parametrize("max_envs", [256, 5])
-def test_no_env_step_is_taken_for_a_finished_episode(max_envs):
-    """Episodes end at very different times; every step taken must be a counted frame of a running job."""
-    task = small_task("evoboard-test/CountingCartPole-v0", max_envs=max_envs)
-    actor = actor_for(task, 16)[0]
+@pytest.mark.parametrize(("members", "max_envs"), [(16, 256), (16, 5), (64, 20)])
+def test_no_env_step_is_taken_for_a_finished_episode(members, max_envs):
+    """Episodes end at very different times; every step taken must be a counted frame of a running job
+    (P=64 with backfilling is the issue's case)."""
+    task = small_task(COUNTING_CARTPOLE, max_envs=max_envs)
+    actor = actor_for(task, members)[0]
     CountingCartPole.steps_taken = 0
-    ev = task.evaluate(actor, 16, [3, 4])
+    ev = task.evaluate(actor, members, [3, 4])
     task.close()
     assert ev.steps.min() < ev.steps.max() / 2  # the check means something only if lengths differ
-    assert CountingCartPole.steps_taken == ev.frames == ev.steps.sum()
+    assert CountingCartPole.steps_taken == ev.frames == ev.steps.sum() == ev.member_forwards
