@@ -29,14 +29,11 @@ from typing import Any
 import torch
 
 from agents.layers import LayerSpec, PopulationParams
+from evoboard.errors import CheckpointRefused
 
 FORMAT = "evoboard-weights/1"
 INIT_ENCODINGS = ("dense", "sparse")
 """Encodings whose search vector is the policy's flat weights, so a checkpoint can seed them."""
-
-
-class CheckpointRefused(ValueError):
-    """A weights file that is unreadable, not tensors, tampered with, or for another network."""
 
 
 def _safetensors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from envs import catalogue  # noqa: F401  (registers the built-in ids)
 from envs.base import Act, EpisodeOptions, Evaluation, Task
 from envs.registry import TaskEntry, names, register, resolve
 

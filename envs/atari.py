@@ -34,7 +34,6 @@ import numpy as np
 from envs.atari_scores import REFERENCE_SCORES, human_normalized
 from envs.base import Act, EpisodeOptions, Evaluation, Task, valid_actions
 from envs.episodes import EpisodeBook
-from envs.registry import register
 
 TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
 """ROMs that ale-py registers no ``-v5`` id for: they have no single-player mode."""
@@ -277,13 +276,3 @@ class AtariTask(Task):
         for slot in self._slots:
             slot.close()
         self._slots.clear()
-
-
-def register_atari() -> None:
-    """Register ``ALE/<Game>-v5`` for every shipped single-player ROM (ale-py is imported only on make)."""
-    for task_id, rom in task_ids().items():
-        kind = "human-normalized" if rom in REFERENCE_SCORES else "raw return (no reference scores)"
-        register(task_id, "envs.atari:AtariTask", note=f"Atari 2600 from pixels, {kind}")
-
-
-register_atari()

@@ -10,10 +10,11 @@ callable that calls ``register``).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
+
+from evoboard import lazy
 
 GYM_TASK = "envs.gym_task:GymTask"
 
@@ -28,8 +29,7 @@ class TaskEntry:
     note: str = ""
 
     def load(self) -> type:
-        module, _, name = self.entry_point.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return lazy.load(self.entry_point)
 
 
 _TASKS: dict[str, TaskEntry] = {}
@@ -65,22 +65,3 @@ def resolve(task_id: str) -> TaskEntry:
     if task_id in gym.registry:
         return TaskEntry(task_id)
     raise KeyError(task_id)
-
-
-# Standard budgets: one episode per member, the env's own step limit.
-register("CartPole-v1", max_steps=500, note="classic control, Discrete(2), max return 500")
-register("Acrobot-v1", max_steps=500, note="classic control, Discrete(3)")
-register("MountainCarContinuous-v0", max_steps=999, note="classic control, Box(1)")
-register("Pendulum-v1", max_steps=200, note="classic control, Box(1)")
-register("HalfCheetah-v5", max_steps=1000, note="MuJoCo, Box(6)")
-register("Hopper-v5", max_steps=1000, note="MuJoCo, Box(3)")
-register("Walker2d-v5", max_steps=1000, note="MuJoCo, Box(6)")
-register("Ant-v5", max_steps=1000, note="MuJoCo, Box(8)")
-register("Humanoid-v5", max_steps=1000, note="MuJoCo, Box(17)")
-register("Swimmer-v5", max_steps=1000, note="MuJoCo, Box(2)")
-register("InvertedPendulum-v5", max_steps=1000, note="MuJoCo, Box(1)")
-register("charlm/pydoc", "envs.charlm:CharLMTask", "char LM, pydoc_data.topics (built in), bits/char", corpus="pydoc")
-register("charlm/shakespeare", "envs.charlm:CharLMTask", "char LM, Tiny Shakespeare (cached)", corpus="shakespeare")
-register("charlm/file", "envs.charlm:CharLMTask", "char LM, any UTF-8 file: --set corpus_path=PATH", corpus="file")
-register("digits", "envs.digits:DigitsTask", "supervised, scikit-learn 8x8 digits (bundled), test accuracy")
-import envs.atari  # noqa: E402, F401  (registers every ALE/<Game>-v5 id; ale_py is imported only on make)

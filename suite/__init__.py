@@ -1,3 +1,5 @@
-"""evoboard's suite: the run loop, CLI, leaderboard, run folders and benchmarks."""
+"""evoboard's suite: the run loop, CLI, run folders; the board, backends, suites, studies and speed benchmarks."""
 
-__version__ = "0.1.0"
+from evoboard import __version__
+
+__all__ = ["__version__"]

@@ -15,13 +15,14 @@ import envs
 from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
-from suite import leaderboard
-from suite.benches import SUITES
+from evoboard.errors import RunFailed, UsageError
+from suite.board import leaderboard
+from suite.board.tables import AGGREGATE_SHOWN, render
 from suite.progress import progress_reporter
-from suite.runner import Run, RunFailed
-from suite.settings import UsageError, unknown_message
+from suite.runner import Run
+from suite.settings import unknown_message
 from suite.spec import DEVICES, RunSpec, parse_sets, resolve
-from suite.tables import AGGREGATE_SHOWN, render
+from suite.suites import SUITES
 
 EXIT_USAGE = 2
 
@@ -180,7 +181,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from suite.report import write_report  # matplotlib loads only for reports
+    from suite.board.report import write_report  # matplotlib loads only for reports
 
     print(write_report(args.path))
 

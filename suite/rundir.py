@@ -15,16 +15,13 @@ from typing import Any
 
 import pandas as pd
 
+from evoboard.errors import CheckpointError
 from suite.atomic import write_atomic
-from suite.leaderboard import write_csv
+from suite.board.leaderboard import write_csv
 
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, lambda f: json.dump(data, f, indent=1))
-
-
-class CheckpointError(ValueError):
-    """A run folder's checkpoint or spec is unreadable, edited or corrupted."""
 
 
 def digest(data: Any) -> str:

@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 from agents import PopulationActor, checkpoints
-from suite import __version__, leaderboard
-from suite.backends import backend_class, build_parts
-from suite.ensembles import ChildEnsembles
-from suite.rundir import CheckpointError, RunDir
-from suite.settings import UsageError
+from evoboard import __version__
+from evoboard.errors import CheckpointError, RunFailed, UsageError
+from suite.backends import backend_class
+from suite.backends.local import build_parts
+from suite.board import leaderboard
+from suite.rundir import RunDir
 from suite.spec import ResolvedSpec, RunSpec, resolve
+from suite.studies.ensembles import ChildEnsembles
 
 log = logging.getLogger("suite.runner")
 TRAIN, ELITE, TEST = 0, 1, 2  # episode-seed streams: never share an episode between them
@@ -64,10 +66,6 @@ def new_run_id(spec: RunSpec) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     task = spec.task.replace("/", "-")
     return f"{stamp}-{task}-{spec.encoding}-{spec.algorithm}-s{spec.seed}-{uuid.uuid4().hex[:6]}"
-
-
-class RunFailed(RuntimeError):
-    """Too many members of a generation failed to trust its ranking; the last checkpoint stands."""
 
 
 class Reporter(Protocol):

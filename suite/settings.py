@@ -14,11 +14,9 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from evoboard.errors import UsageError
+
 OptionsT = TypeVar("OptionsT")
-
-
-class UsageError(ValueError):
-    """Bad user input: the CLI prints its one-line message and exits 2."""
 
 
 def option_names(cls: type) -> list[str]:

@@ -19,8 +19,9 @@ from agents.algorithms import ALGORITHMS
 from agents.checkpoints import load as load_checkpoint
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
+from evoboard.errors import UsageError
 from suite.backends import BACKENDS, backend_class
-from suite.settings import UsageError, build_options, option_names, options_dict, unknown_message
+from suite.settings import build_options, option_names, options_dict, unknown_message
 
 DEVICES = ("auto", "cpu", "cuda")
 

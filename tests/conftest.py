@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite import leaderboard
+from suite.board import leaderboard
 from suite.runner import TIMING_COLUMNS, run_spec
 from suite.spec import RunSpec
 

@@ -14,8 +14,8 @@ from agents.algorithms import ALGORITHMS
 from agents.algorithms import make as make_algorithm
 from agents.algorithms.ga import GA, GAOptions, rank
 from agents.policies import MLPOptions
+from evoboard.errors import UsageError
 from suite.runner import run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec
 
 DIRECT = [n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "trains_directly", False)]

@@ -15,11 +15,11 @@ from agents.encodings import make as make_encoding
 from agents.layers import PopulationParams, dense_form
 from envs.atari import TWO_PLAYER_ONLY, AtariOptions, AtariTask, game_name
 from envs.atari_scores import REFERENCE_SCORES, human_normalized
-from suite import leaderboard
-from suite.atari_suites import ATARI5, GARBUS4
-from suite.benches import SUITES
+from suite.board import leaderboard
 from suite.runner import run_spec
 from suite.spec import RunSpec
+from suite.suites import SUITES
+from suite.suites.atari import ATARI5, GARBUS4
 
 ale_py = pytest.importorskip("ale_py")
 RIGHTFIRE = 4  # Space Invaders: moving and firing scores 5 points within 60 steps of seed 0

@@ -20,8 +20,8 @@ from agents.algorithms.adam import Adam, AdamOptions
 from agents.transformer import CharTransformer, CharTransformerOptions
 from envs.charlm import CharLMOptions, CharLMTask, cross_entropy
 from envs.corpora import UNKNOWN, Vocabulary, load_text, pydoc_text, split
+from evoboard.errors import UsageError
 from suite.runner import run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
 
 TINY = {"context": 16, "batch_windows": 4, "val_windows": 8}

@@ -10,9 +10,8 @@ import torch
 
 import envs
 from agents import checkpoints, encodings, make_policy
-from agents.checkpoints import CheckpointRefused
+from evoboard.errors import CheckpointRefused, UsageError
 from suite.runner import Run
-from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
 from tests.conftest import run_cli
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
+from suite.board.leaderboard import COLUMNS
 from suite.cli import main
-from suite.leaderboard import COLUMNS
 from tests.conftest import run_cli
 
 RUN = ["run", "--task", "CartPole-v1", "--population", "4", "--generations", "1", "--set", "max_steps=20"]

@@ -9,8 +9,8 @@ import torch
 import envs
 from agents import PopulationActor, encodings, make_policy
 from envs.digits import DigitsOptions, DigitsTask, digits_split
+from evoboard.errors import UsageError
 from suite.runner import run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
 
 CPU = torch.device("cpu")

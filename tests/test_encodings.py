@@ -26,8 +26,8 @@ from agents.encodings.lowrank_perturb import LowRankPerturbOptions, PerturbedCon
 from agents.encodings.sparse import SparseOptions
 from agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec
 from agents.registry import Registry
+from evoboard.errors import UsageError
 from suite.runner import run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec
 
 NAMES = ENCODINGS.names()

@@ -11,10 +11,10 @@ import torch
 
 import envs
 from agents import PopulationActor, checkpoints, encodings, make_policy
-from suite.ensembles import COLUMNS, EnsembleActor
+from evoboard.errors import UsageError
 from suite.runner import Run
-from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
+from suite.studies.ensembles import COLUMNS, EnsembleActor
 
 CPU = torch.device("cpu")
 

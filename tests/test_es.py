@@ -13,8 +13,8 @@ from agents import encodings, make_policy
 from agents.algorithms.es import ESOptions, OpenAIES, antithetic_keys, centred_ranks
 from agents.algorithms.snes import SNES, SNESOptions, nes_utilities
 from agents.policies import MLPOptions
+from evoboard.errors import UsageError
 from suite.runner import Run, run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
 
 

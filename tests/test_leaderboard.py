@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from suite import leaderboard
-from suite.leaderboard import COLUMNS, LeaderboardError
-from suite.stats import bootstrap_ci, iqm
+from evoboard.errors import LeaderboardError
+from suite.board import leaderboard
+from suite.board.leaderboard import COLUMNS
+from suite.board.stats import bootstrap_ci, iqm
 
 
 def row(run_id: str, task="CartPole-v1", score=1.0, kind="return") -> dict:

@@ -11,11 +11,11 @@ import envs
 from agents import encodings, make_policy, pruning
 from agents.masks import MaskedPolicy, check_mask, load_mask, save_mask
 from agents.policies import MLPOptions
+from evoboard.errors import UsageError
 from suite.cli import main
-from suite.lottery import LotteryTask, run_lottery
 from suite.runner import run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec
+from suite.studies.lottery import LotteryTask, run_lottery
 
 
 def digits_encoding(name: str = "dense", hidden=(16,)):

@@ -13,9 +13,9 @@ import sys
 import pandas as pd
 import pytest
 
-from suite import leaderboard
+from evoboard.errors import UsageError
+from suite.board import leaderboard
 from suite.runner import Run
-from suite.settings import UsageError
 from suite.spec import RunSpec, resolve
 from tests.conftest import REPO, SPEC, history, rows, run_cli
 
@@ -77,7 +77,7 @@ def test_an_actor_killed_mid_generation_is_replaced_and_the_result_is_the_same(l
             ray.kill(actors[0], no_restart=True)
 
     backend.on_submit = kill_actor_0
-    with caplog.at_level(logging.WARNING, logger="suite.ray_backend"):
+    with caplog.at_level(logging.WARNING, logger="suite.backends.ray_actors"):
         run.run()
     assert not ray.is_initialized()  # the instance this run started is stopped
     assert len(killed) == 1 and len(backend.replacements) == 1

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
-from suite import leaderboard
+from evoboard.errors import RunFailed, UsageError
+from suite.board import leaderboard
 from suite.rundir import RunDir
-from suite.runner import Run, RunFailed
-from suite.settings import UsageError
+from suite.runner import Run
 from suite.spec import RunSpec, parse_sets, resolve
 from tests.conftest import REPO
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from evoboard.errors import UsageError
+from suite.board.report import collect, variants, write_report
 from suite.cli import main
-from suite.report import collect, variants, write_report
 from suite.runner import run_spec
-from suite.settings import UsageError
 from suite.spec import RunSpec
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

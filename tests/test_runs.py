@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from suite import leaderboard
+from suite.board import leaderboard
 from suite.runner import Run, run_spec
 from suite.spec import RunSpec, resolve
 from tests.conftest import NON_REPEATABLE, REPO, history
@@ -83,7 +83,7 @@ def test_resume_after_sigkill_gives_the_same_row_and_history(out_dir):
 
 
 def test_resume_of_a_folder_that_is_not_a_run_is_a_usage_error(tmp_path):
-    from suite.settings import UsageError
+    from evoboard.errors import UsageError
 
     with pytest.raises(UsageError, match="not a run folder"):
         Run.resume(tmp_path)

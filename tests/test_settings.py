@@ -8,7 +8,8 @@ import envs
 from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
-from suite.settings import UsageError, option_names, parse_value
+from evoboard.errors import UsageError
+from suite.settings import option_names, parse_value
 from suite.spec import RunnerOptions, RunSpec, parse_sets, resolve
 
 

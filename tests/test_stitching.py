@@ -19,7 +19,7 @@ from agents.stitching import (
 )
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
-from suite.stitch import accuracy, digits_data, stitch_table
+from suite.studies.stitch import accuracy, digits_data, stitch_table
 
 
 @pytest.fixture(scope="module")

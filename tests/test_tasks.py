@@ -11,7 +11,7 @@ import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from suite.settings import option_names
-from suite.throughput import COUNTING_CARTPOLE, CountingCartPole
+from suite.speed.throughput import COUNTING_CARTPOLE, CountingCartPole
 
 # One representative per family with many ids (Atari ships 100+ ROMs; its own tests cover them).
 TASK_IDS = [t for t in envs.names() if not t.startswith("ALE/")] + [t for t in envs.names() if t.startswith("ALE/")][:1]

@@ -2,7 +2,7 @@
 
 The cheapest way to use every core of one machine: no cluster to start, no object store, no
 scheduler; each worker is a spawned Python process that builds its own parts once and then
-answers shard requests over a pipe (``suite.shards`` decides the shards and the wire format,
+answers shard requests over a pipe (``suite.backends.shards`` decides the shards and the wire format,
 shared with the Ray backend). Measured on this 2-core machine, two processes evaluate
 HalfCheetah-v5 at about 1.7x the raw one-core vector env (``python -m suite.ray_bench``).
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from suite.backends import Parts
-from suite.runner import RunFailed
-from suite.shards import Holdings, ShardedBackend, ShardWorker, WorkerLost
+from evoboard.errors import RunFailed, WorkerLost
+from suite.backends.local import Parts
+from suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
-log = logging.getLogger("suite.process_backend")
+log = logging.getLogger("suite.backends.processes")
 
 START_S = 300.0
 """How long a worker may take to start (imports, env construction) before the run gives up."""

@@ -1,8 +1,8 @@
 """Speed benchmarks (not tests): print figures and write them to ``results/``.
 
-    python -m suite.benchmarks throughput [--out results] [--repeats 5]
-    python -m suite.benchmarks encodings [--out results] [--repeats 5]
-    python -m suite.benchmarks charlm [--out results] [--repeats 5]
+    python -m suite.speed.forwards throughput [--out results] [--repeats 5]
+    python -m suite.speed.forwards encodings [--out results] [--repeats 5]
+    python -m suite.speed.forwards charlm [--out results] [--repeats 5]
 
 1. Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
    a Python loop over P separate torch modules, at P = 16, 64, 256.
@@ -315,7 +315,7 @@ def charlm(out: Path, repeats: int) -> pd.DataFrame:
         measured = {}
         for shared in (False, True):
             call = f"charlm_one({population}, {shared}, {repeats})"
-            code = f"import json; from suite.benchmarks import charlm_one; print(json.dumps({call}))"
+            code = f"import json; from suite.speed.forwards import charlm_one; print(json.dumps({call}))"
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             measured[shared] = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append({
@@ -335,7 +335,7 @@ def charlm(out: Path, repeats: int) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m suite.benchmarks")
+    parser = argparse.ArgumentParser(prog="python -m suite.speed.forwards")
     parser.add_argument("name", choices=["throughput", "encodings", "charlm"])
     parser.add_argument("--out", default="results", type=Path)
     parser.add_argument("--repeats", type=int, default=5)

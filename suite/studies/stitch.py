@@ -20,7 +20,7 @@ import torch
 from agents import checkpoints
 from agents.stitching import Genotype, MLPNetwork, StitchedPair, dominates, pareto_front, pareto_ga
 from envs.digits import digits_split
-from suite.sparse_window import train_parent
+from suite.studies.sparse_window import train_parent
 
 NETWORKS = (("A", 0, "64,64,64"), ("B", 1, "24,24,24"))
 """(name, training seed, hidden widths) of the two parents."""

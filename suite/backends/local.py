@@ -1,16 +1,11 @@
-"""Where a generation's members are evaluated: in this process, or spread over workers.
+"""The local backend, and the parts every backend builds from a resolved spec.
 
-A backend takes genomes (seed chains: a few bytes each) and returns their Evaluation. The
-local backend decodes them here and runs one batched forward per env step; a multi-worker
-backend (``--backend processes`` on this machine's cores, ``--backend ray`` on a cluster) ships
-the genomes to workers that each own a copy of the task, policy and encoding and decode their
-shard themselves (``suite.shards``). Results must not depend on the
-backend: the same spec and seed give the same fitness per member wherever it runs.
+The local backend decodes a generation's genomes in this process and runs one batched forward
+per env step; the multi-worker backends build the same ``Parts`` in each worker.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,13 +23,6 @@ from agents.encodings import Encoding, Genome
 from agents.masks import MaskedPolicy, load_mask
 from agents.policies import Policy
 from envs import Evaluation, Task
-
-BACKENDS = {
-    "local": "suite.backends:LocalBackend",
-    "processes": "suite.process_backend:ProcessBackend",
-    "ray": "suite.ray_backend:RayBackend",
-}
-"""Backend name -> its class, imported only when chosen (Ray is an optional extra)."""
 
 
 @dataclass
@@ -106,12 +94,6 @@ class LocalBackend:
 
     def close(self) -> None:
         """The run closes its own task."""
-
-
-def backend_class(name: str) -> type:
-    """The backend's class; KeyError for an unknown name, ImportError naming the extra to install."""
-    module, _, attr = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def merge(evaluations: Sequence[Evaluation]) -> Evaluation:

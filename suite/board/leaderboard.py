@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
+from evoboard.errors import LeaderboardError
 from suite.atomic import write_atomic
-from suite.stats import bootstrap_ci, iqm
+from suite.board.stats import bootstrap_ci, iqm
 
 COLUMNS = [
     "run_id", "created_at", "evoboard_version", "git_sha", "task", "encoding", "algorithm", "policy",
@@ -25,10 +26,6 @@ COLUMNS = [
 ]  # fmt: skip
 LOWER_IS_BETTER = {"bits_per_char"}
 FILENAME = "leaderboard.csv"
-
-
-class LeaderboardError(ValueError):
-    """The leaderboard file exists but is not a valid evoboard leaderboard."""
 
 
 def path_in(out_dir: str | Path) -> Path:

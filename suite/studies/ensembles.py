@@ -39,7 +39,7 @@ from agents.algorithms.base import Algorithm
 from agents.encodings import Genome, SeedChainEncoding
 from agents.layers import PopulationParams
 from agents.policies import greedy_actions
-from suite.leaderboard import write_csv
+from suite.board.leaderboard import write_csv
 
 COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ensemble_score"]
 

@@ -11,8 +11,8 @@ of the source papers on this project's 2-core CPU machine within about half an h
 
 from __future__ import annotations
 
-from suite.benches import register_suite
 from suite.spec import RunSpec
+from suite.suites.registry import register_suite
 
 ENCODINGS = ("dense", "lowrank", "lowrank-perturb", "sparse")
 CONTROL = {"population": 32, "generations": 10}

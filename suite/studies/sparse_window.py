@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 
 from agents import PopulationActor
-from suite.backends import build_parts
-from suite.ensembles import EnsembleActor
+from suite.backends.local import build_parts
 from suite.runner import Run, resolve_device
 from suite.spec import RunSpec, resolve
+from suite.studies.ensembles import EnsembleActor
 
 DENSITIES = (1.0, 0.1, 0.01)
 SIGMAS = tuple(float(s) for s in np.logspace(-2.5, 1.0, 11))

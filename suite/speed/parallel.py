@@ -1,6 +1,6 @@
 """Multi-worker benchmark (not a test): env steps/s of every backend against the raw one-core env, and the wire.
 
-    python -m suite.parallel_bench [--task HalfCheetah-v5] [--population 64] [--generations 3] [--workers 1,2]
+    python -m suite.speed.parallel [--task HalfCheetah-v5] [--population 64] [--generations 3] [--workers 1,2]
                                    [--backends processes,ray]
 
 Runs the same spec and seed with the local backend, and with the process and Ray backends at
@@ -37,7 +37,7 @@ import torch
 
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
-from suite.throughput import raw_gym
+from suite.speed.throughput import raw_gym
 
 RESULT_KEYS = ("best_fitness", "final_score", "frames", "member_forwards")
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         if "ray" in backends:
             import ray
 
-            from suite.ray_backend import start_local
+            from suite.backends.ray_actors import start_local
 
             t0 = time.perf_counter()
             start_local(max(counts))  # one instance for every Ray run; its start-up is reported apart

@@ -9,8 +9,8 @@ and the Nature CNN; the full suites keep the standard 108k-frame episodes.
 
 from __future__ import annotations
 
-from suite.benches import register_suite
 from suite.spec import RunSpec
+from suite.suites.registry import register_suite
 
 ATARI5 = ("BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert")
 GARBUS4 = ("Asteroids", "Frostbite", "Gravitar", "Kangaroo")

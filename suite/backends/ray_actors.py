@@ -1,6 +1,6 @@
 """Ray backend (``--backend ray``): each generation's members are sharded over Ray actors.
 
-Sharding, the wire format and replacing a dead worker are ``suite.shards``'s, shared with the
+Sharding, the wire format and replacing a dead worker are ``suite.backends.shards``'s, shared with the
 local process backend; this module is the Ray transport: a local instance listening on
 127.0.0.1 only (or any cluster by address), one actor per shard, and a lost head reported as
 ``RayHeadLost``. Every finished generation is checkpointed, so ``evoboard resume`` continues
@@ -18,17 +18,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from evoboard.errors import RayHeadLost
+
 try:
     import ray
     import ray.exceptions as rex
 except ImportError as err:  # the message spec.py shows names the extra; this one is for direct imports
     raise ImportError('the Ray backend needs ray: pip install -e ".[ray]"', name="ray") from err
 
-from suite.backends import Parts
-from suite.runner import RunFailed
-from suite.shards import Holdings, ShardedBackend, ShardWorker, WorkerLost
+from evoboard.errors import WorkerLost
+from suite.backends.local import Parts
+from suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
-log = logging.getLogger("suite.ray_backend")
+log = logging.getLogger("suite.backends.ray_actors")
 
 ACTOR_START_S = 300.0
 """How long actors may take to start (imports, env construction) before the run gives up."""
@@ -71,10 +73,6 @@ class RayOptions:
             raise ValueError(f"ray_gpus_per_actor must be >= 0, got {self.ray_gpus_per_actor}")
         if self.ray_retries < 0:
             raise ValueError(f"ray_retries must be >= 0, got {self.ray_retries}")
-
-
-class RayHeadLost(RunFailed):
-    """The driver lost the Ray cluster; the checkpoint of the last finished generation stands."""
 
 
 RemoteShardWorker = ray.remote(max_restarts=0, max_concurrency=1)(ShardWorker)

@@ -36,10 +36,10 @@ import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from envs.quiet import quiet_mujoco
-from suite.backends import build_parts
-from suite.benchmarks import markdown_table, publish
+from suite.backends.local import build_parts
 from suite.settings import build_options
 from suite.spec import RunSpec, resolve
+from suite.speed.forwards import markdown_table, publish
 
 
 class CountingCartPole(CartPoleEnv):
@@ -152,7 +152,7 @@ def evotorch_eval(task_id: str, population: int, hidden: int = 64, spread: float
 def processes_eval(task_id: str, population: int, workers: int) -> Iterator[Callable[[], dict]]:
     """``workers`` worker processes (``--backend processes``), warmed up; yields a function that times one
     evaluation of the same genomes as ``evoboard_eval`` (decoded in the workers). Stops them on exit."""
-    from suite.process_backend import ProcessBackend
+    from suite.backends.processes import ProcessBackend
 
     resolved = resolve(RunSpec(task_id, population=population, backend="processes"))
     resolved = replace(resolved, backend=replace(resolved.backend, processes=workers))

@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from suite import leaderboard  # noqa: E402
-from suite.settings import UsageError  # noqa: E402
-from suite.tables import AGGREGATE_SHOWN, render  # noqa: E402
+from evoboard.errors import UsageError
+from suite.board import leaderboard  # noqa: E402
+from suite.board.tables import AGGREGATE_SHOWN, render  # noqa: E402
 
 VARIANT_IGNORES = {"seed", "backend"}
 

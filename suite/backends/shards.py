@@ -37,8 +37,8 @@ import torch
 from agents.algorithms import Algorithm
 from agents.encodings import Genome
 from envs import Evaluation
-from suite.backends import Parts, build_parts, evaluate_here, merge
-from suite.runner import RunFailed
+from evoboard.errors import RunFailed, WorkerLost
+from suite.backends.local import Parts, build_parts, evaluate_here, merge
 
 # -- what crosses the wire -----------------------------------------------------------------
 Ref = int | tuple[int, int] | list[int]
@@ -178,8 +178,6 @@ class ShardWorker:
 
 
 # -- the driver side ----------------------------------------------------------------------
-class WorkerLost(Exception):
-    """One worker is gone (crashed, killed, its node died): replace it and re-run its shard."""
 
 
 class ShardedBackend:

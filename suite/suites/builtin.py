@@ -1,0 +1,62 @@
+"""The built-in suites: smoke and control runs, and the studies and speed benchmarks run as procedures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evoboard import lazy
+from suite.spec import RunSpec
+from suite.suites.registry import register_suite
+
+
+def _lottery(out: str, seeds: int, device: str) -> object:
+    return lazy.load("suite.studies.lottery:run_lottery")(out, seeds, device)  # imported only when run
+
+
+def _throughput(out: str, seeds: int, device: str) -> object:
+    """The throughput bench on ``device`` (auto: cuda where torch sees it); its modules imported only when run."""
+    chosen = lazy.load("suite.runner:resolve_device")(device)
+    return lazy.load("suite.speed.throughput:run")(Path(out), device=chosen.type)
+
+
+register_suite(
+    "smoke",
+    "a minute of tiny GA runs on CartPole, Pendulum and HalfCheetah (checks an install)",
+    [
+        RunSpec("CartPole-v1", population=16, generations=5),
+        RunSpec("Pendulum-v1", population=16, generations=3),
+        RunSpec("HalfCheetah-v5", population=8, generations=2, settings={"max_steps": 200}),
+    ],
+)
+register_suite(
+    "control",
+    "dense GA on five MuJoCo tasks at the standard 1000-step budget",
+    [
+        RunSpec(task, population=64, generations=20)
+        for task in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5")
+    ],
+)
+register_suite(
+    "lottery",
+    "SNES lottery tickets on digits and CartPole: SNR vs magnitude vs random pruning (a few minutes)",
+    [],
+    procedure=_lottery,
+)
+register_suite(
+    "sparse-window",
+    "critical mutation window: sparse children of an adam-trained digits model, sigma x p in {1, 0.1, 0.01} (~1 min)",
+    [],
+    procedure=lambda out, seeds, device: lazy.load("suite.studies.sparse_window:run_sparse_window")(out, seeds, device),
+)
+register_suite(
+    "stitch",
+    "stitching two adam-trained digits MLPs: GA over switches, Pareto front of accuracy vs multiply-adds (~1 min)",
+    [],
+    procedure=lambda out, seeds, device: lazy.load("suite.studies.stitch:run_stitch")(out, seeds, device),
+)
+register_suite(
+    "throughput",
+    "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
+    [],
+    procedure=_throughput,
+)

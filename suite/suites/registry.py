@@ -1,0 +1,34 @@
+"""The suite registry: named lists of run specs (or procedures) run with ``evoboard bench NAME``.
+
+A leaf: catalogues import ``register_suite`` from here; the package ``__init__`` loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from suite.spec import RunSpec
+
+Procedure = Callable[[str, int, str], object]
+"""(output folder, seeds, device) -> anything: a suite that is a procedure rather than a list of runs."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    specs: tuple[RunSpec, ...]
+    procedure: Procedure | None = None
+    """Runs instead of ``specs`` when set (e.g. the lottery-ticket rounds, each round depending on the last)."""
+
+    def for_seeds(self, seeds: int) -> list[RunSpec]:
+        """Every spec once per seed 0..seeds-1."""
+        return [replace(spec, seed=seed) for seed in range(seeds) for spec in self.specs]
+
+
+SUITES: dict[str, Suite] = {}
+
+
+def register_suite(name: str, description: str, specs: list[RunSpec], procedure: Procedure | None = None) -> None:
+    SUITES[name] = Suite(name, description, tuple(specs), procedure)
