@@ -11,7 +11,8 @@ import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from suite.settings import option_names
-from suite.speed.throughput import COUNTING_CARTPOLE, CountingCartPole
+from suite.speed import counting
+from suite.speed.counting import CountingCartPole
 
 # One representative per family with many ids (Atari ships 100+ ROMs; its own tests cover them).
 TASK_IDS = [t for t in envs.names() if not t.startswith("ALE/")] + [t for t in envs.names() if t.startswith("ALE/")][:1]
@@ -142,7 +143,7 @@ def test_mujoco_leaves_no_log_file_behind(tmp_path, monkeypatch, capfd):
 def test_no_env_step_is_taken_for_a_finished_episode(members, max_envs):
     """Episodes end at very different times; every step taken must be a counted frame of a running job
     (P=64 with backfilling is the issue's case)."""
-    task = small_task(COUNTING_CARTPOLE, max_envs=max_envs)
+    task = small_task(counting.register(), max_envs=max_envs)
     actor = actor_for(task, members)[0]
     CountingCartPole.steps_taken = 0
     ev = task.evaluate(actor, members, [3, 4])

@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 from evoboard.errors import UsageError
 from suite.board import leaderboard  # noqa: E402
 from suite.board.tables import AGGREGATE_SHOWN, render  # noqa: E402
+from suite.speed.harness import save_figure  # noqa: E402
 
 VARIANT_IGNORES = {"seed", "backend"}
 
@@ -88,9 +89,8 @@ def band(ax, xs: list[np.ndarray], ys: list[np.ndarray], label: str) -> None:
 
 
 def legend_below(fig, ax) -> None:
-    """One legend for the figure, under the plots, so no curve is hidden."""
+    """One legend for the figure, under the plots, so no curve is hidden (``save_figure`` lays the axes out)."""
     handles, labels = ax.get_legend_handles_labels()
-    fig.tight_layout()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)), fontsize=8)
 
 
@@ -107,8 +107,7 @@ def plot_task(task: str, records: list[RunRecord], out: Path) -> list[Path]:
     by_frames.set(xlabel="frames used", ylabel="best fitness in generation", title=f"{task}: fitness by frames")
     legend_below(fig, by_gen)
     fitness_png = out / f"{slug}_fitness.png"
-    fig.savefig(fitness_png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, fitness_png, dpi=110, bbox_inches="tight")
 
     fig, (used, saved, wall) = plt.subplots(1, 3, figsize=(16, 4.2))
     for label, runs in groups.items():
@@ -121,8 +120,7 @@ def plot_task(task: str, records: list[RunRecord], out: Path) -> list[Path]:
     wall.set(xlabel="generation", ylabel="seconds", title=f"{task}: wall time per generation")
     legend_below(fig, used)
     frames_png = out / f"{slug}_frames.png"
-    fig.savefig(frames_png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, frames_png, dpi=110, bbox_inches="tight")
     return [fitness_png, frames_png]
 
 

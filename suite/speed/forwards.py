@@ -1,32 +1,26 @@
-"""Speed benchmarks (not tests): print figures and write them to ``results/``.
+"""Forward-pass speed benchmarks (not tests): print figures and write them to ``results/``.
 
-    python -m suite.speed.forwards throughput [--out results] [--repeats 5]
+    python -m suite.speed.forwards mlp [--out results] [--repeats 5] [--threads 1,2]
     python -m suite.speed.forwards encodings [--out results] [--repeats 5]
     python -m suite.speed.forwards charlm [--out results] [--repeats 5]
 
-1. Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
-   a Python loop over P separate torch modules, at P = 16, 64, 256.
-2. Env steps/s of evoboard's population evaluation on HalfCheetah-v5 (P=64, one episode
-   each, 1000 steps) against gymnasium's raw SyncVectorEnv with random actions, same envs.
-3. (encodings) Member-forwards/s of each encoding's population forward at P = 64 and 256, on
+1. (mlp) Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
+   a Python loop over P separate torch modules, at P = 16, 64, 256, once per torch thread count
+   (``--threads``). Env steps/s against the raw vector env are ``evoboard bench throughput``'s.
+2. (encodings) Member-forwards/s of each encoding's population forward at P = 64 and 256, on
    a 512-wide linear layer and on the Nature CNN (Pong frames), against one shared forward
    (one weight for every member: the floor any per-member form pays for). Children all descend
    from one parent, as in an ES; a GA with T parents sits between.
-4. (charlm) Tokens/s of the char transformer's population forward (P distinct members, 32
+3. (charlm) Tokens/s of the char transformer's population forward (P distinct members, 32
    windows of 64 characters each) against one shared-weight forward over the same total batch,
    at P = 16, 64, 256, with each configuration's peak resident memory (its own subprocess).
-Each pair is measured side by side, alternating, and reported as medians and their ratio,
-once per torch thread count (``--threads 1,2``).
+Each pair is measured side by side, alternating, and reported as medians and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,42 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-import envs
-from agents import PopulationActor, make_policy
+from agents import make_policy
 from agents.encodings import make as make_encoding
-from envs.quiet import quiet_mujoco
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table from a header and rows of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
-
-
-def publish(table: pd.DataFrame, out: Path, name: str, markdown: str) -> None:
-    """Write ``<out>/<name>.csv`` and ``.md`` and print the Markdown: a benchmark's one output."""
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"{name}.csv", index=False)
-    (out / f"{name}.md").write_text(markdown)
-    print(markdown, end="")
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def paired_medians(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall time of a and b, run alternately so both see the same machine load."""
-    ta, tb = [], []
-    for _ in range(repeats):
-        ta.append(median_time(a, 1))
-        tb.append(median_time(b, 1))
-    return statistics.median(ta), statistics.median(tb)
+from suite.speed.harness import machine, markdown_table, median_time, paired_medians, publish
 
 
 def mlp_forward(population: int, repeats: int, calls: int = 200) -> dict:
@@ -102,70 +63,31 @@ def mlp_forward(population: int, repeats: int, calls: int = 200) -> dict:
             for _ in range(calls):
                 torch.stack([m(obs[i : i + 1])[0] for i, m in enumerate(modules)])
 
-    t_batched, t_loop = paired_medians(batched, loop, repeats)
+    times = paired_medians(batched, loop, repeats)
     return {
         "benchmark": "mlp_forward",
         "population": population,
-        "evoboard_per_s": population * calls / t_batched,
-        "baseline_per_s": population * calls / t_loop,
+        "evoboard_per_s": population * calls / times.a,
+        "baseline_per_s": population * calls / times.b,
         "baseline": "python loop over P torch modules",
         "unit": "member-forwards/s",
-        "ratio": t_loop / t_batched,
+        "ratio": times.ratio,
     }
 
 
-def env_throughput(task_id: str, population: int, repeats: int) -> dict:
-    """evoboard evaluation vs raw SyncVectorEnv (random actions), one episode per env, env steps/s."""
-    quiet_mujoco()
-    task = envs.make(task_id)
-    steps = task.max_steps
-    raw = gym.vector.SyncVectorEnv(
-        [lambda: gym.make(task_id, disable_env_checker=True) for _ in range(population)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    raw.action_space.seed(0)
-    policy = make_policy("mlp", task.observation_space, task.action_space)
-    params = make_encoding("dense", policy).decode([(s,) for s in range(population)])
-    frames = {}
-
-    def run_raw():
-        raw.reset(seed=0)
-        for _ in range(steps):
-            raw.step(raw.action_space.sample())
-        frames["raw"] = steps * population
-
-    def run_evoboard():
-        ev = task.evaluate(PopulationActor(policy, params, torch.device("cpu")), population, [0])
-        frames["evoboard"] = ev.frames
-
-    run_raw(), run_evoboard()  # warm up (env construction, allocator)
-    t_raw, t_evo = paired_medians(run_raw, run_evoboard, repeats)
-    task.close()
-    raw.close()
-    return {
-        "benchmark": f"evaluate_{task_id}",
-        "population": population,
-        "evoboard_per_s": frames["evoboard"] / t_evo,
-        "baseline_per_s": frames["raw"] / t_raw,
-        "baseline": "gymnasium SyncVectorEnv, random actions",
-        "unit": "env steps/s",
-        "ratio": (frames["evoboard"] / t_evo) / (frames["raw"] / t_raw),
-    }
-
-
-def throughput(out: Path, repeats: int, threads: tuple[int, ...]) -> pd.DataFrame:
+def mlp(out: Path, repeats: int, threads: tuple[int, ...]) -> pd.DataFrame:
+    """``mlp_forward`` at P = 16, 64, 256 for each torch thread count; writes ``mlp_forward.{csv,md}``."""
     rows = []
     for n in threads:
         torch.set_num_threads(n)
         rows += [{**mlp_forward(p, repeats), "threads": n} for p in (16, 64, 256)]
-        rows.append({**env_throughput("HalfCheetah-v5", 64, repeats), "threads": n})
     table = pd.DataFrame(rows)
-    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu"
+    table["machine"] = machine("cpu", threads)
     rows = [[r.benchmark, str(r.population), str(r.threads), f"{r.evoboard_per_s:,.0f}",
              f"{r.baseline_per_s:,.0f} ({r.baseline})", r.unit, f"{r.ratio:.2f}x"]
             for r in table.itertuples()]  # fmt: skip
     header = ["benchmark", "P", "torch threads", "evoboard", "baseline", "unit", "ratio"]
-    publish(table, out, "throughput_core", markdown_table(header, rows))
+    publish(out, "mlp_forward", table, markdown_table(header, rows))
     return table
 
 
@@ -236,7 +158,7 @@ def encoding_forwards(population: int, repeats: int, calls: int) -> list[dict]:
             params = encoding.decode(genomes)[layer.name]
 
             population_forward = repeated(functools.partial(layer_forward, layer, params, x), calls)
-            t_pop, t_shared = paired_medians(population_forward, shared, repeats)
+            times = paired_medians(population_forward, shared, repeats)
             label = name + "".join(f" {k}={v}" for k, v in settings.items() if k != "shared_min")
             rows.append(
                 {
@@ -244,11 +166,11 @@ def encoding_forwards(population: int, repeats: int, calls: int) -> list[dict]:
                     "population": population,
                     "encoding": label,
                     "search_dims": encoding.search_dims,
-                    "evoboard_per_s": population * calls / t_pop,
-                    "baseline_per_s": population * calls / t_shared,
+                    "evoboard_per_s": population * calls / times.a,
+                    "baseline_per_s": population * calls / times.b,
                     "baseline": "one shared forward",
                     "unit": "member-forwards/s",
-                    "ratio": t_shared / t_pop,
+                    "ratio": times.ratio,
                 }
             )
     return rows
@@ -262,7 +184,7 @@ def encodings(out: Path, repeats: int) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     dense = table[table["encoding"] == "dense"].set_index(["benchmark", "population"])["evoboard_per_s"]
     table["vs_dense"] = [r.evoboard_per_s / dense[(r.benchmark, r.population)] for r in table.itertuples()]
-    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
+    table["machine"] = machine("cpu", 1)
     rows = [[r.benchmark.removeprefix("encoding_forward "), str(r.population), r.encoding, f"{r.search_dims:,}",
              f"{r.evoboard_per_s:,.0f}", f"{r.baseline_per_s:,.0f}", f"{r.ratio:.2f}x", f"{r.vs_dense:.1f}x"]
             for r in table.itertuples()]  # fmt: skip
@@ -276,7 +198,7 @@ def encodings(out: Path, repeats: int) -> pd.DataFrame:
         "vs shared",
         "vs dense",
     ]
-    publish(table, out, "encodings_forward", markdown_table(header, rows))
+    publish(out, "encodings_forward", table, markdown_table(header, rows))
     return table
 
 
@@ -300,7 +222,7 @@ def charlm_one(population: int, shared: bool, repeats: int, windows: int = 32) -
             policy.act(params, tokens)
 
     forward()
-    seconds = statistics.median(median_time(forward, 1) for _ in range(repeats))
+    seconds = median_time(forward, repeats)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"tokens_per_s": population * windows * inputs.shape[1] / seconds, "peak_mib": peak_kib / 1024}
 
@@ -326,17 +248,17 @@ def charlm(out: Path, repeats: int) -> pd.DataFrame:
             "peak_mib": measured[False]["peak_mib"], "baseline_peak_mib": measured[True]["peak_mib"],
         })  # fmt: skip
     table = pd.DataFrame(rows)
-    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu, 1 torch thread"
+    table["machine"] = machine("cpu", 1)
     header = ["P", "population tokens/s", "shared tokens/s", "ratio", "peak MiB", "shared peak MiB"]
     cells = [[str(r.population), f"{r.evoboard_per_s:,.0f}", f"{r.baseline_per_s:,.0f}", f"{r.ratio:.2f}x",
               f"{r.peak_mib:,.0f}", f"{r.baseline_peak_mib:,.0f}"] for r in table.itertuples()]  # fmt: skip
-    publish(table, out, "charlm_forward", markdown_table(header, cells))
+    publish(out, "charlm_forward", table, markdown_table(header, cells))
     return table
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m suite.speed.forwards")
-    parser.add_argument("name", choices=["throughput", "encodings", "charlm"])
+    parser.add_argument("name", choices=["mlp", "encodings", "charlm"])
     parser.add_argument("--out", default="results", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
@@ -346,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.name == "charlm":
         charlm(args.out, args.repeats)
     else:
-        throughput(args.out, args.repeats, tuple(int(t) for t in args.threads.split(",")))
+        mlp(args.out, args.repeats, tuple(int(t) for t in args.threads.split(",")))
 
 
 if __name__ == "__main__":

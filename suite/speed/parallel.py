@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import math
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -37,7 +36,8 @@ import torch
 
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
-from suite.speed.throughput import raw_gym
+from suite.speed.harness import machine, publish
+from suite.speed.raw import raw_gym
 
 RESULT_KEYS = ("best_fitness", "final_score", "frames", "member_forwards")
 
@@ -150,15 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     table.insert(at, "vs_local", (table["steps_per_s"] / local).round(2))
     table.insert(at, "vs_raw", (table["steps_per_s"] / raw).round(2))
     table.insert(at, "raw_one_core_steps_per_s", round(raw, 1))
-    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, 1 torch thread, torch {torch.__version__}"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "parallel.csv", index=False)
+    table["machine"] = machine("cpu", 1)
+    (csv,) = publish(args.out, "parallel", table)
     with pd.option_context("display.max_columns", None, "display.width", 250):
         print(table.drop(columns=["machine", "task", "steps_per_s_runs"]).to_string(index=False))
         print(runs[[*by, "repeat", "steps_per_s", "load_avg_1m"]].to_string(index=False))
         print("raw one-core steps/s per repeat:", " ".join(f"{r:.0f}" for r in raws))
-    print(f"wrote {out / 'parallel.csv'}")
+    print(f"wrote {csv}")
 
 
 if __name__ == "__main__":

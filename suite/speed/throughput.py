@@ -18,10 +18,7 @@ Writes ``results/throughput.csv`` and ``results/throughput.md``.
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
 import statistics
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +27,6 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
-from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 import envs
 from agents import PopulationActor, make_policy
@@ -39,57 +35,10 @@ from envs.quiet import quiet_mujoco
 from suite.backends.local import build_parts
 from suite.settings import build_options
 from suite.spec import RunSpec, resolve
-from suite.speed.forwards import markdown_table, publish
-
-
-class CountingCartPole(CartPoleEnv):
-    """CartPole that counts every step any instance takes (what a library did, not what it says)."""
-
-    steps_taken = 0
-
-    def step(self, action):
-        CountingCartPole.steps_taken += 1
-        return super().step(action)
-
-
-COUNTING_CARTPOLE = "evoboard-bench/CountingCartPole-v1"
-if COUNTING_CARTPOLE not in gym.registry:
-    gym.register(COUNTING_CARTPOLE, entry_point=CountingCartPole, max_episode_steps=500)
-
-
-def timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def raw_gym(task_id: str, envs_n: int, steps: int) -> float:
-    """Raw SyncVectorEnv steps/s with random actions (one episode per env when steps = the limit)."""
-    quiet_mujoco()
-    vec = gym.vector.SyncVectorEnv([lambda: gym.make(task_id, disable_env_checker=True) for _ in range(envs_n)])
-    vec.action_space.seed(0)
-    vec.reset(seed=0)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        vec.step(vec.action_space.sample())
-    seconds = time.perf_counter() - t0
-    vec.close()
-    return steps * envs_n / seconds
-
-
-def raw_atari(game: str, envs_n: int, steps: int) -> float:
-    """Raw AtariVectorEnv steps/s (2 C++ threads, random actions, Machado settings, no clipping)."""
-    from ale_py.vector_env import AtariVectorEnv
-
-    vec = AtariVectorEnv(game, envs_n, num_threads=2, repeat_action_probability=0.25, reward_clipping=False)
-    vec.reset(seed=0)
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        vec.step(rng.integers(0, vec.single_action_space.n, envs_n))
-    seconds = time.perf_counter() - t0
-    vec.close()
-    return steps * envs_n / seconds
+from suite.speed import counting
+from suite.speed.counting import CountingCartPole
+from suite.speed.harness import alternate, machine, markdown_table, medians, publish, timed
+from suite.speed.raw import raw_atari, raw_gym
 
 
 def evoboard_eval(
@@ -171,23 +120,15 @@ def processes_eval(task_id: str, population: int, workers: int) -> Iterator[Call
         backend.close()
 
 
-def paired(first, second, repeats: int) -> tuple[list, list]:
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(first())
-        b.append(second())
-    return a, b
-
-
 def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
     quiet_mujoco()
     task = envs.make(task_id)
     steps = task.max_steps
-    evo_runs, raw_runs = paired(lambda: evoboard_eval(task, population), lambda: raw_gym(task_id, population, steps),
-                                repeats)  # fmt: skip
+    evo_runs, raw_runs = alternate(lambda: evoboard_eval(task, population),
+                                   lambda: raw_gym(task_id, population, steps), repeats)  # fmt: skip
     task.close()
     raw = statistics.median(raw_runs)
-    evo = {k: statistics.median(r[k] for r in evo_runs) for k in evo_runs[0]}
+    evo = medians(evo_runs)
     row = {"task": task_id, "population": population, "encoding": "dense", "raw_steps_per_s": raw,
            "evoboard_steps_per_s": evo["steps_per_s"], "ratio_vs_raw": evo["steps_per_s"] / raw, **evo}  # fmt: skip
     other = evotorch_eval(task_id, population)
@@ -195,7 +136,7 @@ def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
         row.update(
             evotorch_steps_per_s=other["steps_per_s"], ratio_vs_evotorch=evo["steps_per_s"] / other["steps_per_s"]
         )
-    if task_id == COUNTING_CARTPOLE:
+    if task_id == counting.COUNTING_CARTPOLE:
         row.update(counted_steps(task_id, population))
     return [row]
 
@@ -221,7 +162,7 @@ def both_cores_row(task_id: str, population: int, repeats: int, workers: int = 2
     """``workers`` worker processes against the one-core raw env, alternated: the both-cores figure."""
     steps = gym.spec(task_id).max_episode_steps
     with processes_eval(task_id, population, workers) as evaluate:
-        evo_runs, raw_runs = paired(evaluate, lambda: raw_gym(task_id, population, steps), repeats)
+        evo_runs, raw_runs = alternate(evaluate, lambda: raw_gym(task_id, population, steps), repeats)
     raw, evo = statistics.median(raw_runs), statistics.median(r["steps_per_s"] for r in evo_runs)
     return {"task": task_id, "population": population, "encoding": "dense", "processes": workers,
             "raw_steps_per_s": raw, "evoboard_steps_per_s": evo, "ratio_vs_raw": evo / raw}  # fmt: skip
@@ -241,7 +182,7 @@ def atari_rows(
                                ("sparse", {"density": 0.01})):  # fmt: skip
         raws.append(raw_atari(game, population, steps))  # one raw run beside each encoding's; median of all
         runs = [evoboard_eval(task, population, encoding, settings, device) for _ in range(repeats)]
-        evo = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        evo = medians(runs)
         rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
                      "device": device, "torch_threads": threads, "evoboard_steps_per_s": evo["steps_per_s"],
                      **evo})  # fmt: skip
@@ -257,7 +198,7 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
     """Every row above; with ``device`` cuda, Pong's CNN runs there too (one thread count: the CPU is the env's)."""
     torch.set_num_threads(1)
     rows = []
-    for task_id in ("HalfCheetah-v5", "Hopper-v5", COUNTING_CARTPOLE):
+    for task_id in ("HalfCheetah-v5", "Hopper-v5", counting.register()):
         rows += control_rows(task_id, 64, repeats)
     rows.append(both_cores_row("HalfCheetah-v5", 64, repeats))
     if atari:
@@ -268,8 +209,8 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
     for column in ("processes", "torch_threads"):
         table[column] = table[column].fillna(1).astype(int) if column in table else 1
     table["device"] = table["device"].fillna("cpu") if "device" in table else "cpu"
-    table["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, cpu"
-    publish(table, out, "throughput", markdown(table))
+    table["machine"] = machine(device, table["torch_threads"])
+    publish(out, "throughput", table, markdown(table))
     return table
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,10 @@ from agents import pruning
 from agents.masks import kept_fraction, save_mask
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
+from suite.speed.harness import publish, pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +84,9 @@ def lottery(task: LotteryTask, seed: int, out: Path, device: str, keep_ratio: fl
     return rows
 
 
-def plot(table: pd.DataFrame, path: Path) -> Path:
+def figure(table: pd.DataFrame) -> Figure:
     """Score vs fraction of weights kept, one panel per task, one line per method (mean over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = list(dict.fromkeys(table["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -100,10 +100,7 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
         ax.set_ylabel(sub["score_kind"].iloc[0])
         ax.set_title(f"{task}: SNES, pruned by round")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def run_lottery(out: str | Path, seeds: int, device: str, tasks: tuple[LotteryTask, ...] = TASKS) -> pd.DataFrame:
@@ -111,9 +108,7 @@ def run_lottery(out: str | Path, seeds: int, device: str, tasks: tuple[LotteryTa
     out = Path(out)
     rows = [row for seed in range(seeds) for task in tasks for row in lottery(task, seed, out, device)]
     table = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "lottery.csv", index=False)
-    plot(table, out / "lottery.png")
+    publish(out, "lottery", table, figure=figure(table))
     summary = table.groupby(["task", "method", "round"]).agg(kept=("kept", "mean"), score=("final_score", "mean"))
     print(summary.unstack("method").to_string(float_format=lambda v: f"{v:.3f}"))
     return table

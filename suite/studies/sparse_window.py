@@ -13,6 +13,7 @@ test images, plus their ensemble (mean probabilities). Writes ``sparse_window.cs
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,24 +21,18 @@ import torch
 
 from agents import PopulationActor
 from suite.backends.local import build_parts
-from suite.runner import Run, resolve_device
+from suite.runner import resolve_device
 from suite.spec import RunSpec, resolve
+from suite.speed.harness import publish, pyplot
 from suite.studies.ensembles import EnsembleActor
+from suite.studies.parents import train_parent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DENSITIES = (1.0, 0.1, 0.01)
 SIGMAS = tuple(float(s) for s in np.logspace(-2.5, 1.0, 11))
 CHILDREN = 32
-
-
-def train_parent(
-    out: str | Path, seed: int = 0, hidden: str = "64,64", generations: int = 20, device: str = "cpu"
-) -> tuple[Path, dict]:
-    """Train a digits classifier with the ``adam`` reference (P=16: 16 steps a generation); its elite checkpoint."""
-    spec = RunSpec("digits", algorithm="adam", population=16, generations=generations, seed=seed, device=device,
-                   settings={"hidden": hidden})  # fmt: skip
-    run = Run(resolve(spec), out)
-    row = run.run()
-    return run.run_dir.path / "elite.safetensors", row
 
 
 def sweep(parent: Path, densities=DENSITIES, sigmas=SIGMAS, children: int = CHILDREN, device: str = "cpu") -> list:
@@ -65,13 +60,9 @@ def sweep(parent: Path, densities=DENSITIES, sigmas=SIGMAS, children: int = CHIL
     return rows
 
 
-def plot(table: pd.DataFrame, path: Path) -> Path:
+def figure(table: pd.DataFrame) -> Figure:
     """Child test accuracy vs sigma (log), one line per density, min-max band; parent dashed, ensembles dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for p, group in table.groupby("density", sort=False):
         line = ax.plot(group["sigma"], group["child_mean"], marker="o", label=f"children, p={p:g}")[0]
@@ -83,10 +74,7 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.set_title("digits: critical mutation window of sparse children")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def run_sparse_window(out: str | Path, seeds: int = 1, device: str = "cpu") -> pd.DataFrame:
@@ -96,7 +84,5 @@ def run_sparse_window(out: str | Path, seeds: int = 1, device: str = "cpu") -> p
     parent, row = train_parent(out, device=device)
     print(f"sparse-window parent: {row['run_id']} test accuracy {row['final_score']:.4f}")
     table = pd.DataFrame(sweep(parent, device=device))
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "sparse_window.csv", index=False)
-    plot(table, out / "sparse_window.png")
+    publish(out, "sparse_window", table, figure=figure(table))
     return table

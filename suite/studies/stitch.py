@@ -13,6 +13,7 @@ dominates A, dominates B) and ``stitch.png`` (test accuracy vs multiply-adds) in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -20,7 +21,11 @@ import torch
 from agents import checkpoints
 from agents.stitching import Genotype, MLPNetwork, StitchedPair, dominates, pareto_front, pareto_ga
 from envs.digits import digits_split
-from suite.studies.sparse_window import train_parent
+from suite.speed.harness import publish, pyplot
+from suite.studies.parents import train_parent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NETWORKS = (("A", 0, "64,64,64"), ("B", 1, "24,24,24"))
 """(name, training seed, hidden widths) of the two parents."""
@@ -51,13 +56,9 @@ def stitch_table(pair: StitchedPair, data: dict, population: int = 16, generatio
     return pd.DataFrame(rows).sort_values(["macs", "val_accuracy"], ascending=[True, False])
 
 
-def plot(table: pd.DataFrame, path: Path) -> Path:
+def figure(table: pd.DataFrame) -> Figure:
     """Test accuracy vs multiply-adds: every evaluated genotype, the front, the parents, and who dominates them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.scatter(table["macs"], table["test_accuracy"], s=12, color="0.7", label="evaluated")
     dom = table[table["dominates_A"] | table["dominates_B"]]
@@ -73,10 +74,7 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.set_title("digits: stitched networks (no retraining)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def digits_data() -> dict:
@@ -101,9 +99,7 @@ def run_stitch(out: str | Path, seeds: int = 1, device: str = "cpu") -> pd.DataF
     data = digits_data()
     pair = StitchedPair(nets["A"], nets["B"], data["fit"])
     table = stitch_table(pair, data)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "stitch.csv", index=False)
-    plot(table, out / "stitch.png")
+    publish(out, "stitch", table, figure=figure(table))
     shown = ["genotype", "val_accuracy", "test_accuracy", "macs", "dominates_A", "dominates_B"]
     print(table[table["on_front"]][shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"stitch: {len(table)} genotypes evaluated, {int(table['on_front'].sum())} on the front, "
