@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import pandas as pd
 
+from suite import publish
 from suite.speed import counting, harness
 
 
@@ -45,25 +46,25 @@ def test_machine_names_cores_threads_torch_and_device():
 
     import torch
 
-    line = harness.machine("cpu", (2, 1, 2))
+    line = publish.machine("cpu", (2, 1, 2))
     assert f"{os.cpu_count()} cores, 1,2 torch threads, torch {torch.__version__}, cpu" in line
-    assert ", 1 torch thread, " in harness.machine("cpu", 1)
+    assert ", 1 torch thread, " in publish.machine("cpu", 1)
 
 
 def test_publish_writes_the_csv_markdown_and_png_it_returns(tmp_path, capsys):
-    plt = harness.pyplot()
+    plt = publish.pyplot()
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     table = pd.DataFrame({"P": [16, 64], "ratio": [1.5, 2.0]})
-    markdown = harness.markdown_table(["P", "ratio"], [["16", "1.50x"], ["64", "2.00x"]])
-    written = harness.publish(tmp_path / "new", "bench", table, markdown, fig)
+    markdown = publish.markdown_table(["P", "ratio"], [["16", "1.50x"], ["64", "2.00x"]])
+    written = publish.publish(tmp_path / "new", "bench", table, markdown, fig)
     assert [p.name for p in written] == ["bench.csv", "bench.md", "bench.png"]
     assert pd.read_csv(written[0]).equals(table)
     assert written[1].read_text() == markdown == capsys.readouterr().out
     assert markdown.splitlines()[1] == "|---|---|"
     assert written[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)  # the epilogue closed it
-    assert harness.publish(tmp_path, "only", table) == [tmp_path / "only.csv"]
+    assert publish.publish(tmp_path, "only", table) == [tmp_path / "only.csv"]
 
 
 def test_counting_cartpole_registers_only_when_asked():

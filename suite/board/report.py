@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from evoboard.errors import UsageError
 from suite.board import leaderboard  # noqa: E402
 from suite.board.tables import AGGREGATE_SHOWN, render  # noqa: E402
-from suite.speed.harness import save_figure  # noqa: E402
+from suite.publish import save_figure  # noqa: E402
 
 VARIANT_IGNORES = {"seed", "backend"}
 

@@ -32,7 +32,8 @@ import torch
 
 from agents import make_policy
 from agents.encodings import make as make_encoding
-from suite.speed.harness import machine, markdown_table, median_time, paired_medians, publish
+from suite.publish import machine, markdown_table, publish
+from suite.speed.harness import median_time, paired_medians
 
 
 def mlp_forward(population: int, repeats: int, calls: int = 200) -> dict:

@@ -34,9 +34,9 @@ import gymnasium as gym
 import pandas as pd
 import torch
 
+from suite.publish import machine, publish
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
-from suite.speed.harness import machine, publish
 from suite.speed.raw import raw_gym
 
 RESULT_KEYS = ("best_fitness", "final_score", "frames", "member_forwards")

@@ -33,11 +33,12 @@ from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from envs.quiet import quiet_mujoco
 from suite.backends.local import build_parts
+from suite.publish import machine, markdown_table, publish
 from suite.settings import build_options
 from suite.spec import RunSpec, resolve
 from suite.speed import counting
 from suite.speed.counting import CountingCartPole
-from suite.speed.harness import alternate, machine, markdown_table, medians, publish, timed
+from suite.speed.harness import alternate, medians, timed
 from suite.speed.raw import raw_atari, raw_gym
 
 

@@ -23,9 +23,9 @@ import pandas as pd
 
 from agents import pruning
 from agents.masks import kept_fraction, save_mask
+from suite.publish import publish, pyplot
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
-from suite.speed.harness import publish, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

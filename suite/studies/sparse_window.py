@@ -21,9 +21,9 @@ import torch
 
 from agents import PopulationActor
 from suite.backends.local import build_parts
+from suite.publish import publish, pyplot
 from suite.runner import resolve_device
 from suite.spec import RunSpec, resolve
-from suite.speed.harness import publish, pyplot
 from suite.studies.ensembles import EnsembleActor
 from suite.studies.parents import train_parent
 

@@ -21,7 +21,7 @@ import torch
 from agents import checkpoints
 from agents.stitching import Genotype, MLPNetwork, StitchedPair, dominates, pareto_front, pareto_ga
 from envs.digits import digits_split
-from suite.speed.harness import publish, pyplot
+from suite.publish import publish, pyplot
 from suite.studies.parents import train_parent
 
 if TYPE_CHECKING:
