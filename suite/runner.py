@@ -7,6 +7,7 @@ device gives the same history and leaderboard row, also after a resume.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import subprocess
@@ -20,13 +21,15 @@ import numpy as np
 import torch
 
 from agents import PopulationActor, checkpoints
+from agents.algorithms import DirectTrainer
+from agents.algorithms.base import finite_fitness
 from evoboard import __version__
 from evoboard.errors import CheckpointError, RunFailed, UsageError
 from suite.backends import backend_class
 from suite.backends.local import build_parts
 from suite.board import leaderboard
 from suite.rundir import RunDir
-from suite.spec import ResolvedSpec, RunSpec, resolve
+from suite.spec import ResolvedSpec, RunSpec, resolve, spec_from_saved
 from suite.studies.ensembles import ChildEnsembles
 
 log = logging.getLogger("suite.runner")
@@ -97,15 +100,16 @@ class Run:
             raise UsageError(str(err)) from None
         self.task, self.policy = self.parts.task, self.parts.policy
         self.encoding, self.algorithm = self.parts.encoding, self.parts.algorithm
+        self.direct = isinstance(self.algorithm, DirectTrainer)
+        """A direct trainer (a gradient reference, RSO) instead of an ask/tell search."""
         self.run_dir: RunDir | None = None
         self.state = self.algorithm.init(self.spec.seed)
-        self.generation = 0
         self.elite_trace: np.ndarray | None = None
         self.history: list[dict[str, Any]] = []
         self.totals = Totals()
-        self.best_fitness = float("-inf")
-        try:  # S0 child ensembles (--set ensemble=K); the backend last, as it may start workers
-            self.ensembles = ChildEnsembles(self, resolved.runner.ensemble) if resolved.runner.ensemble else None
+        try:  # what a direct trainer scores on; S0 child ensembles (--set ensemble=K); the backend last (workers)
+            self.objective = self.algorithm.objective(self.task) if self.direct else None
+            self.ensembles = ChildEnsembles(self.parts, resolved.runner.ensemble) if resolved.runner.ensemble else None
             self.backend = backend_class(self.spec.backend)(self.parts, resolved, resolved.backend)
         except (ValueError, ImportError) as err:
             self.task.close()
@@ -118,8 +122,8 @@ class Run:
             self.run_dir = RunDir(self.out_dir / "runs" / new_run_id(self.spec))
             self.run_dir.create(self.resolved.saved_spec())
         try:
-            if self.gradient:
-                return self.train_by_gradient()
+            if self.direct:
+                return self.train_directly()
             while self.generation < self.spec.generations:
                 self.step()
             return self.finish()
@@ -128,19 +132,19 @@ class Run:
             self.task.close()
 
     @property
-    def gradient(self) -> bool:
-        """True for a direct trainer: a gradient reference (``adam``) or RSO, not ask/tell."""
-        return getattr(self.algorithm, "trains_by_gradient", False) or getattr(self.algorithm, "trains_directly", False)
+    def generation(self) -> int:
+        """Generations finished: the algorithm's own counter."""
+        return self.state.generation
 
     def step(self) -> dict[str, Any]:
         """One generation: ask, decode, evaluate, tell, crown, log, checkpoint."""
         gen, t0 = self.generation, time.perf_counter()
-        parent = tuple(self.state.best) if self.state.best is not None else None  # the last crowned elite
+        parent = self.state.best  # the last crowned elite
         genomes, state = self.algorithm.ask(self.state)
         t1 = time.perf_counter()
         seeds = episode_seeds(self.spec.seed, TRAIN, gen, self.resolved.task.episodes)
-        ev = self.backend.evaluate(genomes, state, seeds, self.elite_trace)
-        t2 = t1 + ev.timings.get("decode", 0.0)
+        ev, decode_s = self.backend.evaluate(genomes, state, seeds, self.elite_trace)
+        t2 = t1 + decode_s
         if ev.failed.sum() > len(genomes) / 2:
             raise RunFailed(
                 f"generation {gen}: {int(ev.failed.sum())} of {len(genomes)} members failed (first: {ev.failure}); "
@@ -148,14 +152,14 @@ class Run:
             )
         if ev.failed.any():
             log.warning("generation %d: %d members failed, fitness -inf (first: %s)", gen, ev.failed.sum(), ev.failure)
-        fitness = np.where(np.isfinite(ev.fitness), ev.fitness, -np.inf)  # failed members: -inf
+        fitness = finite_fitness(ev.fitness)  # failed members: -inf, as tell sees them
         state = self.algorithm.tell(state, genomes, fitness)
         t3 = time.perf_counter()
         extra = []
         candidates = self.algorithm.candidates(state)
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
-            extra = [self.backend.evaluate(candidates, state, seeds)]
+            extra = [self.backend.evaluate(candidates, state, seeds)[0]]
             state = self.algorithm.crown(state, candidates, extra[0].fitness)
         t4 = time.perf_counter()
 
@@ -166,24 +170,29 @@ class Run:
         ensemble = None
         if self.ensembles is not None:
             held_out = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
-            ensemble = self.ensembles(genomes, fitness, parent, held_out)
-        return self.record(fitness, state.best_fitness, [ev, *extra], times, ensemble)
+            ensemble = self.ensembles(self.run_dir.path, gen, genomes, fitness, parent, held_out)
+        return self.record(gen, fitness, state.best_fitness, [ev, *extra], times, ensemble)
 
     def record(
-        self, fitness: np.ndarray, elite_fitness: float, evaluations: list, times: dict, extra: dict | None = None
+        self,
+        gen: int,
+        fitness: np.ndarray,
+        elite_fitness: float,
+        evaluations: list,
+        times: dict,
+        extra: dict | None = None,
     ) -> dict[str, Any]:
-        """Count one generation's evaluations (the first is the population's), log its history row."""
+        """Count generation ``gen``'s evaluations (the first is the population's), log its history row."""
         main, wall = evaluations[0], sum(times.values())
         frames = sum(e.frames for e in evaluations)
         forwards = sum(e.member_forwards for e in evaluations)
         finite = fitness[np.isfinite(fitness)]
-        self.best_fitness = max(self.best_fitness, float(fitness.max()))
         self.totals.frames += frames
         self.totals.frames_saved += main.frames_saved
         self.totals.member_forwards += forwards
         self.totals.wall_s += wall
         row = {
-            "generation": self.generation,
+            "generation": gen,
             "best_fitness": float(fitness.max()),
             "mean_fitness": float(finite.mean()) if len(finite) else -np.inf,
             "median_fitness": float(np.median(fitness)),
@@ -199,16 +208,15 @@ class Run:
             **(extra or {}),  # ensemble columns (parent, best child, mean child, ensemble scores) when on
             "frames_per_s": frames / max(wall, 1e-9),
         }
-        self.generation += 1
         self.history.append(row)
         self.run_dir.write_history(self.history)
-        if not self.gradient:  # a gradient run's weights and moments are no seed chain: not checkpointed
+        if not self.direct:  # a trained network's weights (and moments) are no seed chain: not checkpointed
             self.run_dir.write_checkpoint(self.checkpoint())
         if self.reporter:
             self.reporter(row, self.spec.generations)
         return row
 
-    def train_by_gradient(self) -> dict[str, Any]:
+    def train_directly(self) -> dict[str, Any]:
         """A direct trainer instead of ask/tell: the gradient reference (``adam``) or RSO.
 
         Each generation takes the trainer's steps (adam: as many as evolution evaluates
@@ -217,18 +225,15 @@ class Run:
         candidates with ``task.evaluate``. The trained weights are not a seed chain, so they
         are not checkpointed.
         """
-        by_gradient = getattr(self.algorithm, "trains_by_gradient", False)
-        if by_gradient and not hasattr(self.task, "loss"):
-            raise UsageError(f"algorithm {self.spec.algorithm} needs a task with a differentiable loss (charlm/*)")
-        objective = self.task.loss if by_gradient else self.task.evaluate  # direct search scores populations
         trainer = self.algorithm.trainer(self.encoding, self.policy, self.spec.seed)
         steps = self.algorithm.steps_per_generation(self.resolved.task.episodes)
         while self.generation < self.spec.generations:
-            t0 = time.perf_counter()
-            seeds = episode_seeds(self.spec.seed, TRAIN, self.generation, steps)
-            evaluations = [trainer.step(objective, seed) for seed in seeds]
-            fitness = np.array([float(e.fitness[0]) for e in evaluations])
-            self.record(fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
+            gen, t0 = self.generation, time.perf_counter()
+            seeds = episode_seeds(self.spec.seed, TRAIN, gen, steps)
+            evaluations = [trainer.step(self.objective, seed) for seed in seeds]
+            fitness = finite_fitness([float(e.fitness[0]) for e in evaluations])
+            self.state = self.algorithm.advance(self.state, fitness)
+            self.record(gen, fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
         return self.conclude(trainer.params(), ())[1]
 
     def finish(self) -> dict[str, Any]:
@@ -245,10 +250,9 @@ class Run:
         self.totals.member_forwards += final.member_forwards
         self.totals.wall_s += time.perf_counter() - t0
         row = self.leaderboard_row(best, score)
-        if self.gradient:
+        if self.direct:
             row["genome_bytes"] = 4 * self.encoding.search_dims  # float32 weights, not a seed chain
-        if not (leaderboard.read(self.out_dir)["run_id"] == row["run_id"]).any():
-            leaderboard.append(self.out_dir, row)
+        leaderboard.append(self.out_dir, row)  # once: a run_id already there is skipped
         self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
         self.save_elite(params, best, score)
         return score, row
@@ -284,7 +288,7 @@ class Run:
             "device": self.device.type,
             "search_dims": self.encoding.search_dims,
             "genome_bytes": self.encoding.genome_bytes(best),
-            "best_fitness": self.best_fitness,
+            "best_fitness": self.state.best_so_far,
             "final_score": final_score,
             "score_kind": self.task.score_kind,
             "frames": self.totals.frames,
@@ -301,7 +305,7 @@ class Run:
             "generation": self.generation,
             "algorithm": self.state.to_json(),
             "elite_trace": None if self.elite_trace is None else self.elite_trace.tolist(),
-            "best_fitness": self.best_fitness,
+            "best_fitness": self.state.best_so_far,
             "totals": vars(self.totals).copy(),
             "history": self.history,
         }
@@ -313,16 +317,12 @@ class Run:
         if not folder.spec_path.exists():
             raise UsageError(f"{folder.path} is not a run folder (no spec.json)")
         try:
-            config = folder.read_spec()
             saved = folder.read_checkpoint()
-            parts = [*config["settings"].values(), config.get("backend_settings", {})]
-            settings = {k: v for part in parts for k, v in part.items()}
-            fields = {k: v for k, v in config.items() if k not in ("settings", "backend_settings")}
-            spec = RunSpec(**{**fields, "settings": settings})
+            spec = spec_from_saved(folder.read_spec())
         except (CheckpointError, KeyError, TypeError, AttributeError) as err:
             raise UsageError(f"cannot resume {folder.path}: {err}") from None
         run = cls(resolve(spec), folder.path.parent.parent, reporter)
-        if run.gradient:
+        if run.direct:
             raise UsageError(f"run {folder.path.name} trains by gradient ({spec.algorithm}): it cannot resume")
         run.run_dir = folder
         if saved and saved.get("finished"):
@@ -330,10 +330,10 @@ class Run:
                 f"run {folder.path.name} already finished; its row is in {run.out_dir / 'leaderboard.csv'}"
             )
         if saved:
-            run.generation = saved["generation"]
             run.state = run.algorithm.state_from_json(saved["algorithm"])
+            if "best_so_far" not in saved["algorithm"]:  # a checkpoint from before the state kept it
+                run.state = dataclasses.replace(run.state, best_so_far=saved["best_fitness"])
             run.elite_trace = None if saved["elite_trace"] is None else np.asarray(saved["elite_trace"])
-            run.best_fitness = saved["best_fitness"]
             run.totals = Totals(**saved["totals"])
             run.history = saved["history"]
         return run

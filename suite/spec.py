@@ -107,8 +107,16 @@ class ResolvedSpec:
         return json.dumps(self.config(), sort_keys=True)
 
     def saved_spec(self) -> dict[str, Any]:
-        """What spec.json keeps: the config plus how it was executed (needed to resume)."""
+        """What spec.json keeps: the config plus how it was executed (to resume; ``spec_from_saved`` inverts it)."""
         return {**self.config(), "backend": self.spec.backend, "backend_settings": options_dict(self.backend)}
+
+
+def spec_from_saved(config: dict[str, Any]) -> RunSpec:
+    """The RunSpec a ``saved_spec`` dict came from, every option as a ``--set`` value (KeyError/TypeError if broken)."""
+    parts = [*config["settings"].values(), config.get("backend_settings", {})]
+    settings = {k: v for part in parts for k, v in part.items()}
+    fields = {k: v for k, v in config.items() if k not in ("settings", "backend_settings")}
+    return RunSpec(**{**fields, "settings": settings})
 
 
 def lookup(registry_names: list[str], kind: str, name: str, get):

@@ -10,20 +10,66 @@ import pandas as pd
 import pytest
 
 from agents import encodings, make_policy
-from agents.algorithms import ALGORITHMS
+from agents.algorithms import ALGORITHMS, DirectTrainer, SearchAlgorithm, VectorSearch
 from agents.algorithms import make as make_algorithm
+from agents.algorithms.base import AlgorithmState, finite_fitness
 from agents.algorithms.ga import GA, GAOptions, rank
 from agents.policies import MLPOptions
 from evoboard.errors import UsageError
 from suite.runner import run_spec
 from suite.spec import RunSpec
 
-DIRECT = [n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "trains_directly", False)]
-SEARCH = [
-    n for n in ALGORITHMS.names() if n not in DIRECT and not getattr(ALGORITHMS.get(n), "trains_by_gradient", False)
-]
-GRADIENT = [n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "trains_by_gradient", False)]
+SEARCH = [n for n in ALGORITHMS.names() if issubclass(ALGORITHMS.get(n), SearchAlgorithm)]
+DIRECT = [n for n in ALGORITHMS.names() if issubclass(ALGORITHMS.get(n), DirectTrainer)]
+GRADIENT = ["adam"]  # direct trainers on a differentiable loss; the others score candidates as a population
+GRADIENT_FREE = [n for n in DIRECT if n not in GRADIENT]
 TINY_LM = {"context": 8, "batch_windows": 4, "val_windows": 8, "n_layer": 1, "n_embd": 16, "n_head": 2}
+
+
+@pytest.mark.parametrize("name", ALGORITHMS.names())
+def test_every_algorithm_is_exactly_one_of_the_two_kinds(name):
+    cls = ALGORITHMS.get(name)
+    assert issubclass(cls, SearchAlgorithm) != issubclass(cls, DirectTrainer)
+    assert not hasattr(cls, "ask") or issubclass(cls, SearchAlgorithm)  # no trainer inherits ask/tell to refuse it
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_the_base_makes_non_finite_fitness_minus_inf_once(name):
+    """NaN and +-inf reach the algorithm's own update as -inf: never ranked first, never the best so far."""
+    seen = []
+
+    class Spy(ALGORITHMS.get(name)):
+        def update(self, state, genomes, fitness):
+            seen.append(fitness.copy())
+            return super().update(state, genomes, fitness)
+
+    algorithm = searching(Spy(6, Spy.Options()))
+    genomes, state = algorithm.ask(algorithm.init(0))
+    raw = np.array([1.0, np.nan, np.inf, 2.0, -np.inf, 0.5])
+    state = algorithm.tell(state, genomes, raw)
+    np.testing.assert_array_equal(seen[0], [1.0, -np.inf, -np.inf, 2.0, -np.inf, 0.5])
+    assert state.generation == 1 and state.best_so_far == 2.0
+    genomes, state = algorithm.ask(state)
+    state = algorithm.tell(state, genomes, np.full(6, np.nan))
+    assert state.generation == 2 and state.best_so_far == 2.0  # the best so far survives a broken generation
+
+
+def test_finite_fitness_and_the_genomes_json_boundary():
+    np.testing.assert_array_equal(finite_fitness([np.nan, np.inf, -1.0]), [-np.inf, -np.inf, -1.0])
+    state = GA(4, GAOptions()).init(0)
+    data = json.loads(json.dumps(state.to_json()))
+    assert all(isinstance(g, list) for g in data["population"])  # lists in JSON
+    restored = GA.State.from_json(data)
+    assert restored == state and all(isinstance(g, tuple) for g in restored.population)  # tuples in memory
+    assert AlgorithmState.from_json({"generation": 3, "rng": {}, "best": [1, 2]}).best == (1, 2)
+
+
+def searching(algorithm):
+    """``algorithm``, bound to a tiny dense encoding when it searches an encoding's space."""
+    if isinstance(algorithm, VectorSearch):
+        policy = make_policy("mlp", gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), MLPOptions(hidden=(4,)))
+        algorithm.bind(encodings.make("dense", policy))
+    return algorithm
 
 
 @pytest.mark.parametrize("name", SEARCH)
@@ -46,8 +92,8 @@ def test_every_gradient_reference_trains_on_a_differentiable_task(name, out_dir)
         run_spec(RunSpec("CartPole-v1", algorithm=name, population=4, generations=1), out_dir)
 
 
-@pytest.mark.parametrize("name", DIRECT)
-def test_every_direct_trainer_trains_on_a_supervised_task(name, out_dir):
+@pytest.mark.parametrize("name", GRADIENT_FREE)
+def test_every_gradient_free_trainer_trains_on_a_supervised_task(name, out_dir):
     spec = RunSpec("digits", algorithm=name, population=9, generations=1, settings={"hidden": "8", "batch_size": 32})
     row = run_spec(spec, out_dir)
     assert row["algorithm"] == name and row["score_kind"] == "accuracy" and 0.2 < row["final_score"] <= 1
@@ -55,10 +101,7 @@ def test_every_direct_trainer_trains_on_a_supervised_task(name, out_dir):
 
 @pytest.mark.parametrize("name", SEARCH)
 def test_state_round_trips_through_json(name):
-    algorithm = make_algorithm(name, 6)
-    if hasattr(algorithm, "bind"):  # an evolution strategy searches an encoding's space around its mean
-        policy = make_policy("mlp", gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), MLPOptions(hidden=(4,)))
-        algorithm.bind(encodings.make("dense", policy))
+    algorithm = searching(make_algorithm(name, 6))
     state = algorithm.init(3)
     genomes, state = algorithm.ask(state)
     state = algorithm.tell(state, genomes, np.arange(len(genomes), dtype=float))
@@ -95,7 +138,7 @@ def test_ga_without_reevaluation_crowns_the_generation_best():
 
 
 def test_rank_puts_nan_and_minus_inf_last_and_keeps_ties_stable():
-    assert list(rank(np.array([1.0, np.nan, 3.0, -np.inf, 3.0]))) == [2, 4, 0, 1, 3]
+    assert list(rank(finite_fitness([1.0, np.nan, 3.0, -np.inf, 3.0]))) == [2, 4, 0, 1, 3]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from agents import encodings, make_policy
+from agents.algorithms.base import finite_fitness
 from agents.algorithms.es import ESOptions, OpenAIES, antithetic_keys, centred_ranks
 from agents.algorithms.snes import SNES, SNESOptions, nes_utilities
 from agents.policies import MLPOptions
@@ -27,7 +28,7 @@ def tiny_encoding(name: str = "dense", **options):
 
 def test_centred_ranks_are_exact():
     assert centred_ranks(np.array([3.0, 1.0, 2.0])).tolist() == [0.5, -0.5, 0.0]
-    assert centred_ranks(np.array([0.0, np.nan, 5.0, -np.inf, 1.0])).tolist() == [0.0, -0.5, 0.5, -0.25, 0.25]
+    assert centred_ranks(finite_fitness([0.0, np.nan, 5.0, -np.inf, 1.0])).tolist() == [0.0, -0.5, 0.5, -0.25, 0.25]
     assert centred_ranks(np.array([2.0, 2.0])).tolist() == [-0.5, 0.5]  # ties by position
     assert centred_ranks(np.arange(7.0)).sum() == 0.0
 

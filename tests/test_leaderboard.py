@@ -33,6 +33,14 @@ def test_eight_runs_finishing_at_once_give_eight_intact_rows(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_run_id_already_there_is_appended_once(tmp_path):
+    leaderboard.append(tmp_path, row("a", score=1.0))
+    leaderboard.append(tmp_path, row("a", score=2.0))  # the same run concluding again
+    leaderboard.append(tmp_path, row("b"))
+    table = leaderboard.read(tmp_path)
+    assert list(table["run_id"]) == ["a", "b"] and table["final_score"].iloc[0] == 1.0
+
+
 def test_a_broken_line_is_reported_with_its_number_and_never_overwritten(tmp_path):
     path = tmp_path / "leaderboard.csv"
     leaderboard.append(tmp_path, row("a"))

@@ -8,6 +8,7 @@ import torch
 
 import envs
 from agents import PopulationActor, encodings, make_policy
+from agents.algorithms import DirectTrainer, SearchAlgorithm
 from agents.algorithms.rso import RSO, RSOOptions, RSOTrainer
 from agents.policies import MLPOptions
 from agents.transformer import CharTransformerOptions
@@ -90,7 +91,7 @@ def test_rso_trains_a_tiny_char_transformer(out_dir):
     assert row["score_kind"] == "bits_per_char" and row["final_score"] < 6.5  # uniform over 104 chars: 6.7
 
 
-def test_rso_sigma_anneals_and_ask_tell_refuse():
+def test_rso_sigma_anneals_and_is_a_direct_trainer():
     _, trainer = digits_trainer(rso_cycles=3)
     group = trainer.groups[0]
     first = trainer.sigma(group)
@@ -99,5 +100,4 @@ def test_rso_sigma_anneals_and_ask_tell_refuse():
     trainer.cycle = 9
     assert trainer.sigma(group) == pytest.approx(0.1 * first)  # stays at the floor
     rso = RSO(5, RSOOptions())
-    with pytest.raises(TypeError, match="trainer"):
-        rso.ask(rso.init(0))
+    assert isinstance(rso, DirectTrainer) and not isinstance(rso, SearchAlgorithm) and not hasattr(rso, "ask")

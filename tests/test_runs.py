@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from suite.board import leaderboard
+from suite.rundir import RunDir
 from suite.runner import Run, run_spec
 from suite.spec import RunSpec, resolve
 from tests.conftest import NON_REPEATABLE, REPO, history
@@ -92,3 +93,21 @@ def test_resume_of_a_folder_that_is_not_a_run_is_a_usage_error(tmp_path):
 def test_nothing_is_written_before_the_first_generation(out_dir):
     Run(resolve(RunSpec("CartPole-v1", population=4, generations=1)), out_dir)
     assert not out_dir.exists()
+
+
+def test_a_checkpoint_from_before_the_state_kept_the_best_so_far_resumes_to_the_same_row(out_dir):
+    spec = RunSpec("CartPole-v1", population=6, generations=3, seed=3, settings={"max_steps": 60})
+    reference = run_spec(spec, out_dir / "whole")
+    run = Run(resolve(spec), out_dir / "old")
+    run.run_dir = RunDir(out_dir / "old" / "runs" / "r")
+    run.run_dir.create(run.resolved.saved_spec())
+    run.step()
+    run.step()
+    old = run.checkpoint()
+    del old["algorithm"]["best_so_far"]  # the format before: the run's best only at the top level
+    run.run_dir.write_checkpoint(old)
+    run.backend.close()
+    run.task.close()
+    resumed = Run.resume(run.run_dir.path)
+    assert resumed.generation == 2 and resumed.state.best_so_far == old["best_fitness"] > 0
+    assert comparable(resumed.run()) == comparable(reference)

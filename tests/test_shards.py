@@ -68,9 +68,9 @@ def test_shards_merged_in_member_order_equal_one_local_evaluation():
     parts = build_parts(resolved, torch.device("cpu"))
     try:
         genomes = [(s,) for s in range(9)]
-        whole = evaluate_here(parts, genomes, None, [4, 5])
+        whole, decode_s = evaluate_here(parts, genomes, None, [4, 5])
         split = [[0, 4, 8], [1, 2, 6], [3, 5, 7]]
-        pieces = [evaluate_here(parts, [genomes[i] for i in s], None, [4, 5]) for s in split]
+        pieces = [evaluate_here(parts, [genomes[i] for i in s], None, [4, 5])[0] for s in split]
     finally:
         parts.task.close()
     merged = shards.merge_in_order(pieces, split)
@@ -78,6 +78,7 @@ def test_shards_merged_in_member_order_equal_one_local_evaluation():
         np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
     assert (merged.frames, merged.member_forwards) == (whole.frames, whole.member_forwards)
     np.testing.assert_array_equal(merged.best_trace, whole.best_trace)
+    assert decode_s > 0 and "decode" not in whole.timings  # the decode time is a value, not a timing entry
 
 
 # -- settings ---------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""Search algorithms by name; plugins join through the ``evoboard.algorithms`` entry points."""
+"""Algorithms by name, of two kinds: ``SearchAlgorithm`` (ask/tell) and ``DirectTrainer``.
+
+Plugins join through the ``evoboard.algorithms`` entry points.
+"""
 
 from __future__ import annotations
 
 from agents.algorithms.adam import Adam
-from agents.algorithms.base import Algorithm, AlgorithmState
+from agents.algorithms.base import Algorithm, AlgorithmState, DirectTrainer, SearchAlgorithm, VectorSearch
 from agents.algorithms.es import OpenAIES
 from agents.algorithms.ga import GA
 from agents.algorithms.rso import RSO
@@ -24,4 +27,4 @@ def make(name: str, population: int, options=None) -> Algorithm:
     return cls(population, options if options is not None else cls.Options())
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmState", "make"]
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmState", "DirectTrainer", "SearchAlgorithm", "VectorSearch", "make"]

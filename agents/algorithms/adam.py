@@ -1,8 +1,8 @@
 """Gradient reference: the same network trained by backprop with Adam, for the same forward passes.
 
 Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization". Not a search over seed
-chains, so ``ask``/``tell`` do not apply: the runner sees ``trains_by_gradient`` and drives an
-``AdamTrainer`` instead, one step per member-evaluation evolution would have spent (P x
+chains, so it is a ``DirectTrainer``, not ask/tell: the runner drives an ``AdamTrainer`` on the
+task's differentiable ``loss``, one step per member-evaluation evolution would have spent (P x
 episodes minibatches per generation). The trained tensor is the encoding's own search vector
 viewed as layer parameters, so the model is exactly the one evolution searches (dense: every
 weight; a factorized encoding: its factors), and step 0 starts from the GA's first member.
@@ -11,14 +11,14 @@ weight; a factorized encoding: its factors), and step 0 starts from the GA's fir
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from agents.algorithms.base import Algorithm, AlgorithmState, draw_seed
-from agents.encodings.base import Encoding, Genome, SeedChainEncoding
+from agents.algorithms.base import DirectTrainer, draw_seed
+from agents.encodings.base import Encoding, SeedChainEncoding
 from agents.layers import PopulationParams
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -68,16 +68,17 @@ class AdamTrainer:
         return evaluation
 
 
-class Adam(Algorithm):
+class Adam(DirectTrainer):
     """``--algorithm adam``: backprop on the task's differentiable loss (``task.loss``)."""
 
     name = "adam"
     Options = AdamOptions
-    trains_by_gradient: ClassVar[bool] = True
 
-    def init(self, seed: int) -> AlgorithmState:
-        rng = np.random.default_rng(seed)
-        return AlgorithmState(generation=0, rng=rng.bit_generator.state)
+    def objective(self, task) -> LossFn:
+        """The task's differentiable loss; ValueError for a task without one."""
+        if not hasattr(task, "loss"):
+            raise ValueError(f"algorithm {self.name} needs a task with a differentiable loss (charlm/*)")
+        return task.loss
 
     def trainer(self, encoding: Encoding, policy, seed: int) -> AdamTrainer:
         """A trainer starting from the GA's first initial member for ``seed`` (the same first draw)."""
@@ -88,9 +89,3 @@ class Adam(Algorithm):
     def steps_per_generation(self, episodes: int) -> int:
         """Backprop steps that spend the forwards one evolution generation spends on its population."""
         return self.population * episodes
-
-    def ask(self, state: AlgorithmState) -> tuple[list[Genome], AlgorithmState]:
-        raise TypeError("algorithm adam trains by backprop: use trainer(), not ask/tell")
-
-    def tell(self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray) -> AlgorithmState:
-        raise TypeError("algorithm adam trains by backprop: use trainer(), not ask/tell")

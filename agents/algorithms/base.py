@@ -1,10 +1,19 @@
-"""The ask/tell contract over explicit, checkpointable state (fitness is maximised).
+"""The two kinds of algorithm, as two types: an ask/tell search and a direct trainer (fitness is maximised).
 
-The runner's loop is: ask -> decode -> evaluate -> tell, then, for algorithms that
-re-evaluate their best candidates on extra episodes before crowning an elite
-(Such et al. 2017), candidates -> evaluate -> crown. State is a plain dataclass of
-JSON-ready values (genomes are seed chains, the RNG is numpy's bit-generator state), so
-a checkpoint is a small JSON file and never needs unpickling.
+A ``SearchAlgorithm`` runs the loop ask -> decode -> evaluate -> tell, then, for algorithms
+that re-evaluate their best candidates on extra episodes before crowning an elite (Such et al.
+2017), candidates -> evaluate -> crown. Like evosax's base class it owns the work every search
+shares, once: fitness made finite (NaN and +-inf become -inf), the generation counter and the
+best fitness so far; a subclass fills the ``update`` (and ``update_elite``) hook. A
+``VectorSearch`` is a search whose members are keys into the encoding's vector space, decoded
+from its state (an ES perturbing its mean) rather than seed chains the encoding replays.
+
+A ``DirectTrainer`` (a gradient reference, RSO) improves one network in place through a
+trainer object; the runner drives its ``trainer`` instead of ask/tell.
+
+State is a plain dataclass; genomes are ``tuple[int, ...]`` in memory and lists only in its
+JSON (the RNG is numpy's bit-generator state), so a checkpoint is a small JSON file and never
+needs unpickling.
 """
 
 from __future__ import annotations
@@ -29,25 +38,46 @@ def draw_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, MAX_SEED))
 
 
+def finite_fitness(fitness: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Fitness as float64 with every NaN or infinity as -inf: a broken member ranks last, never first."""
+    fitness = np.asarray(fitness, dtype=np.float64)
+    return np.where(np.isfinite(fitness), fitness, -np.inf)
+
+
 @dataclasses.dataclass
 class AlgorithmState:
-    """What every algorithm tracks: generation, RNG, best genome and its fitness."""
+    """What every algorithm tracks: generation, RNG, the reported genome and its fitness, the best fitness so far."""
 
     generation: int
     rng: dict
-    best: list[int] | None = None
+    best: Genome | None = None
     best_fitness: float = float("-inf")
+    best_so_far: float = float("-inf")
+    """The highest (finite) fitness of any member told so far."""
+
+    genome_lists: ClassVar[tuple[str, ...]] = ()
+    """Fields holding lists of genomes: tuples in memory, lists in JSON."""
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["best"] = None if self.best is None else list(self.best)
+        for key in self.genome_lists:
+            data[key] = [list(g) for g in data[key]]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AlgorithmState:
+        data = dict(data)
+        if data.get("best") is not None:
+            data["best"] = tuple(data["best"])
+        for key in cls.genome_lists:
+            if key in data:
+                data[key] = [tuple(g) for g in data[key]]
         return cls(**data)
 
 
 class Algorithm(ABC):
-    """One population size and option set; all methods are pure functions of the state."""
+    """What both kinds share: one population size and option set, and a state from a seed."""
 
     name: ClassVar[str]
     Options: ClassVar[type]
@@ -62,37 +92,94 @@ class Algorithm(ABC):
     def init(self, seed: int) -> AlgorithmState:
         """Fresh state whose every random draw follows from ``seed``."""
 
+    def advance(self, state: AlgorithmState, fitness: np.ndarray) -> AlgorithmState:
+        """One generation's shared bookkeeping on finite ``fitness``: the counter and the best so far."""
+        best = max(state.best_so_far, float(np.max(fitness, initial=-np.inf)))
+        return dataclasses.replace(state, generation=state.generation + 1, best_so_far=best)
+
+    def state_from_json(self, data: dict[str, Any]) -> AlgorithmState:
+        return self.State.from_json(data)
+
+
+class SearchAlgorithm(Algorithm):
+    """Ask/tell over explicit state; all methods are pure functions of the state."""
+
+    reevaluation_episodes: int = 0
+    """Episodes each of ``candidates`` is re-evaluated on."""
+
     @abstractmethod
     def ask(self, state: AlgorithmState) -> tuple[list[Genome], AlgorithmState]:
         """The genomes to evaluate this generation."""
 
-    @abstractmethod
     def tell(self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray) -> AlgorithmState:
-        """Update with one fitness per genome (higher is better)."""
+        """Update with one fitness per genome (higher is better): made finite, counted, then ``update``."""
+        fitness = finite_fitness(fitness)
+        return self.update(self.advance(state, fitness), genomes, fitness)
 
-    reevaluation_episodes: int = 0
-    """Episodes each of ``candidates`` is re-evaluated on."""
+    @abstractmethod
+    def update(self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray) -> AlgorithmState:
+        """The algorithm's own step: ``state`` already counts this generation, ``fitness`` is finite or -inf."""
 
     def candidates(self, state: AlgorithmState) -> list[Genome]:
         """Genomes to re-evaluate on extra episodes before crowning; none by default."""
         return []
 
     def crown(self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray) -> AlgorithmState:
-        """Take the extra-episode fitness of ``candidates``; nothing to do by default."""
+        """Take the extra-episode fitness of ``candidates`` (made finite) through ``update_elite``."""
+        return self.update_elite(state, genomes, finite_fitness(fitness))
+
+    def update_elite(self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray) -> AlgorithmState:
+        """Crown from the candidates' extra-episode fitness; nothing to do by default."""
         return state
 
     def decode(self, encoding, genomes: Sequence[Genome], state: AlgorithmState):
-        """Parameters of ``genomes``: their seed chains through the encoding, by default.
-
-        An algorithm whose members are not seed chains (an ES perturbing its mean) overrides this.
-        """
+        """Parameters of ``genomes``: seed chains the encoding replays."""
         return encoding.decode(genomes)
 
     def best(self, state: AlgorithmState) -> Genome:
         """The genome the run reports: its final score is measured on held-out episodes."""
         if state.best is None:
             raise RuntimeError("no generation has been told yet")
-        return tuple(state.best)
+        return state.best
 
-    def state_from_json(self, data: dict[str, Any]) -> AlgorithmState:
-        return self.State.from_json(data)
+
+class VectorSearch(SearchAlgorithm):
+    """A search in an encoding's vector space: bound to the encoding before ``init``; members decode from the state.
+
+    Its genomes are keys, not seed chains, so a worker decoding them needs the state too.
+    """
+
+    supported: ClassVar[tuple[str, ...]] = ()
+    """Names of the encodings whose mutation noise the update is correct for."""
+
+    encoding = None
+
+    def bind(self, encoding) -> None:
+        """Search ``encoding``'s vector space; ValueError (one line) for an encoding the math does not fit."""
+        if encoding.name not in self.supported:
+            valid = ", ".join(sorted(self.supported))
+            raise ValueError(f"algorithm {self.name} does not support encoding {encoding.name!r}; supported: {valid}")
+        self.encoding = encoding
+
+    @abstractmethod
+    def decode(self, encoding, genomes: Sequence[Genome], state: AlgorithmState):
+        """Parameters of keyed members, built from the state in ``encoding``'s space."""
+
+
+class DirectTrainer(Algorithm):
+    """One network trained in place by a trainer object, one ``step`` at a time (not ask/tell)."""
+
+    @abstractmethod
+    def trainer(self, encoding, policy, seed: int) -> Any:
+        """A trainer (``step(objective, seed)``, ``params()``) from the GA's first initial member for ``seed``."""
+
+    @abstractmethod
+    def steps_per_generation(self, episodes: int) -> int:
+        """Trainer steps in one generation of the run's budget."""
+
+    @abstractmethod
+    def objective(self, task) -> Any:
+        """What a trainer step scores on: the task's loss or its evaluation; ValueError if the task has none."""
+
+    def init(self, seed: int) -> AlgorithmState:
+        return AlgorithmState(generation=0, rng=np.random.default_rng(seed).bit_generator.state)

@@ -11,11 +11,12 @@ each generation also reports the fitness of the point being optimised.
 Members are not seed chains: a genome is the key (generation, seed, sign) and ``decode``
 builds mean + sign * sigma * eps(seed) in the encoding's search space. ``best`` is
 (generation, 0, 0), which decodes to the mean. The mean and the Adam moments live in the
-JSON state as lists. The noise eps is standard normal in the search vector for ``dense``
-and ``lowrank`` (whose search vector is the factors), and the encoding's own rank-r noise
-A B^T / sqrt(r) for ``lowrank-perturb`` (EGGROLL, Sarkar et al. 2025: each entry has unit
-variance and entries are uncorrelated, so the same estimator holds). ``sparse`` mutations
-touch a seed-chosen subset with their own scale; that pairing is refused.
+JSON state as lists. The noise eps is the encoding's own direction for a seed
+(``SeedChainEncoding.direction``): standard normal in the search vector for ``dense`` and
+``lowrank`` (whose search vector is the factors), rank-r noise A B^T / sqrt(r) for
+``lowrank-perturb`` (EGGROLL, Sarkar et al. 2025: each entry has unit variance and entries
+are uncorrelated, so the same estimator holds). ``sparse`` mutations touch a seed-chosen
+subset with their own scale; that pairing is refused.
 """
 
 from __future__ import annotations
@@ -27,18 +28,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from agents.algorithms.base import Algorithm, AlgorithmState, draw_seed, rng_from
-from agents.encodings.base import Genome, SeedChainEncoding, noise
-from agents.encodings.dense import DenseEncoding
-from agents.encodings.lowrank import LowRankEncoding
-from agents.encodings.lowrank_perturb import LowRankPerturbEncoding
+from agents.algorithms.base import AlgorithmState, VectorSearch, draw_seed, rng_from
+from agents.encodings.base import Genome, SeedChainEncoding
 from agents.layers import PopulationParams
 
 
 def centred_ranks(fitness: np.ndarray) -> np.ndarray:
-    """Fitness -> ranks scaled to [-0.5, 0.5] (worst -0.5, best +0.5); NaN ranks lowest, ties by position."""
+    """Finite-or--inf fitness -> ranks scaled to [-0.5, 0.5] (worst -0.5, best +0.5), ties by position."""
     fitness = np.asarray(fitness, dtype=np.float64)
-    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
     n = len(fitness)
     if n < 2:
         return np.zeros(n)
@@ -59,27 +56,24 @@ class MeanState(AlgorithmState):
 
     init_seed: int = 0
     mean: list[float] = dataclasses.field(default_factory=list)
-    population: list[list[int]] = dataclasses.field(default_factory=list)
+    population: list[Genome] = dataclasses.field(default_factory=list)
+
+    genome_lists = ("population",)
 
 
-class MeanSearch(Algorithm):
+class MeanSearch(VectorSearch):
     """Shared part of the evolution strategies: a mean in the encoding's search space, keys as genomes.
 
     The search space is the encoding's, so an ES is bound to an encoding (``bind``) before
     ``init``; the runner binds it when it builds a run.
     """
 
-    encodings: ClassVar[tuple[type, ...]] = (DenseEncoding, LowRankEncoding, LowRankPerturbEncoding)
-    """Encodings whose noise the strategy's update is correct for."""
+    supported: ClassVar[tuple[str, ...]] = ("dense", "lowrank", "lowrank-perturb")
 
     encoding: SeedChainEncoding | None = None
 
     def bind(self, encoding) -> None:
-        """Search ``encoding``'s vector space; ValueError (one line) for an encoding the math does not fit."""
-        if not isinstance(encoding, self.encodings):
-            valid = ", ".join(sorted(cls.name for cls in self.encodings))
-            raise ValueError(f"algorithm {self.name} does not support encoding {encoding.name!r}; supported: {valid}")
-        self.encoding = encoding
+        super().bind(encoding)
         self._directions: dict[int, torch.Tensor] = {}
 
     def _bound(self) -> SeedChainEncoding:
@@ -90,13 +84,7 @@ class MeanSearch(Algorithm):
     def direction(self, seed: int) -> torch.Tensor:
         """Unit-variance noise eps(seed) (D,) in the search space, from the seed alone (cached per generation)."""
         if seed not in self._directions:
-            encoding = self._bound()
-            if isinstance(encoding, LowRankPerturbEncoding):  # its own structured noise, rescaled to unit variance
-                zero = torch.zeros(1, encoding.search_dims, device=encoding.device)
-                eps = encoding.mutate(zero, [seed])[0] / encoding.options.perturb_sigma
-            else:
-                eps = noise(seed, encoding.search_dims, encoding.device)
-            self._directions[seed] = eps
+            self._directions[seed] = self._bound().direction(seed)
         return self._directions[seed]
 
     def directions(self, seeds: Sequence[int]) -> np.ndarray:
@@ -185,7 +173,7 @@ class OpenAIES(MeanSearch):
         rng = rng_from(state.rng)
         seeds = [draw_seed(rng) for _ in range(self.pairs)]
         keys = antithetic_keys(state.generation, seeds, self.with_mean)
-        return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=[list(k) for k in keys])
+        return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=list(keys))
 
     def member_vectors(self, genomes: Sequence[Genome], state: ESState) -> torch.Tensor:
         mean = self._mean_tensor(state)
@@ -205,16 +193,15 @@ class OpenAIES(MeanSearch):
             weight[at[seed]] += sign * r
         return weight @ eps / (len(pairs) * self.options.es_sigma)
 
-    def tell(self, state: ESState, genomes: Sequence[Genome], fitness: np.ndarray) -> ESState:
+    def update(self, state: ESState, genomes: Sequence[Genome], fitness: np.ndarray) -> ESState:
         o = self.options
         theta = np.asarray(state.mean)
         step_grad = -self.gradient(genomes, fitness) + o.es_weight_decay * theta  # minimised, as in Salimans et al.
-        t = state.generation + 1
+        t = state.generation  # already this generation's count: Adam's step number
         m = o.es_beta1 * np.asarray(state.adam_m) + (1 - o.es_beta1) * step_grad
         v = o.es_beta2 * np.asarray(state.adam_v) + (1 - o.es_beta2) * step_grad**2
         lr = o.es_lr * np.sqrt(1 - o.es_beta2**t) / (1 - o.es_beta1**t)
         theta = theta - lr * m / (np.sqrt(v) + 1e-8)
-        fitness = np.asarray(fitness, dtype=np.float64)
         best = float(fitness[-1]) if self.with_mean else float(np.max(fitness))
-        return dataclasses.replace(state, generation=t, mean=theta.tolist(), adam_m=m.tolist(), adam_v=v.tolist(),
-                                   best=[t, 0, 0], best_fitness=best)  # fmt: skip
+        return dataclasses.replace(state, mean=theta.tolist(), adam_m=m.tolist(), adam_v=v.tolist(), best=(t, 0, 0),
+                                   best_fitness=best)  # fmt: skip

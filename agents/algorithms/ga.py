@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.algorithms.base import Algorithm, AlgorithmState, draw_seed, rng_from
+from agents.algorithms.base import AlgorithmState, SearchAlgorithm, draw_seed, rng_from
 from agents.encodings.base import Genome
 
 
@@ -46,13 +46,15 @@ class GAOptions:
 
 @dataclasses.dataclass
 class GAState(AlgorithmState):
-    population: list[list[int]] = dataclasses.field(default_factory=list)
-    parents: list[list[int]] = dataclasses.field(default_factory=list)
-    elites: list[list[int]] = dataclasses.field(default_factory=list)
-    candidates: list[list[int]] = dataclasses.field(default_factory=list)
+    population: list[Genome] = dataclasses.field(default_factory=list)
+    parents: list[Genome] = dataclasses.field(default_factory=list)
+    elites: list[Genome] = dataclasses.field(default_factory=list)
+    candidates: list[Genome] = dataclasses.field(default_factory=list)
+
+    genome_lists = ("population", "parents", "elites", "candidates")
 
 
-class GA(Algorithm):
+class GA(SearchAlgorithm):
     name = "ga"
     Options = GAOptions
     State = GAState
@@ -71,45 +73,38 @@ class GA(Algorithm):
 
     def init(self, seed: int) -> GAState:
         rng = np.random.default_rng(seed)
-        population = [[draw_seed(rng)] for _ in range(self.population)]
+        population = [(draw_seed(rng),) for _ in range(self.population)]
         return GAState(generation=0, rng=rng.bit_generator.state, population=population)
 
     def ask(self, state: GAState) -> tuple[list[Genome], GAState]:
         if state.generation == 0:
-            return [tuple(g) for g in state.population], state
+            return list(state.population), state
         rng = rng_from(state.rng)
         picks = rng.integers(0, len(state.parents), size=self.population - len(state.elites))
-        children = [[*state.parents[p], draw_seed(rng)] for p in picks]
-        population = [list(e) for e in state.elites] + children
-        state = dataclasses.replace(state, rng=rng.bit_generator.state, population=population)
-        return [tuple(g) for g in population], state
+        children = [(*state.parents[p], draw_seed(rng)) for p in picks]
+        population = list(state.elites) + children
+        return list(population), dataclasses.replace(state, rng=rng.bit_generator.state, population=population)
 
-    def tell(self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray) -> GAState:
-        order = rank(fitness)
-        ranked = [list(genomes[i]) for i in order]
-        state = dataclasses.replace(state, generation=state.generation + 1, parents=ranked[: self.truncation])
+    def update(self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray) -> GAState:
+        ranked = [tuple(genomes[i]) for i in rank(fitness)]
+        state = dataclasses.replace(state, parents=ranked[: self.truncation])
         if self.n_candidates:
             return dataclasses.replace(state, candidates=ranked[: self.n_candidates])
-        best = float(fitness[order[0]])
-        return dataclasses.replace(state, elites=ranked[: self.options.elites], best=ranked[0], best_fitness=best)
+        return self._crowned(state, ranked, fitness)
 
     def candidates(self, state: GAState) -> list[Genome]:
-        return [tuple(g) for g in state.candidates]
+        return list(state.candidates)
 
-    def crown(self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray) -> GAState:
-        order = rank(fitness)
-        ranked = [list(genomes[i]) for i in order]
-        return dataclasses.replace(
-            state,
-            elites=ranked[: self.options.elites],
-            best=ranked[0],
-            best_fitness=float(fitness[order[0]]),
-            candidates=[],
-        )
+    def update_elite(self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray) -> GAState:
+        return self._crowned(state, [tuple(genomes[i]) for i in rank(fitness)], fitness, candidates=[])
+
+    def _crowned(self, state: GAState, ranked: list[Genome], fitness: np.ndarray, **changes) -> GAState:
+        """The top of ``ranked`` become the elites; the first is the reported best."""
+        best = float(np.max(fitness))
+        return dataclasses.replace(state, elites=ranked[: self.options.elites], best=ranked[0], best_fitness=best,
+                                   **changes)  # fmt: skip
 
 
 def rank(fitness: np.ndarray) -> np.ndarray:
-    """Indices from best to worst; ties keep population order (stable), NaN ranks last."""
-    fitness = np.asarray(fitness, dtype=np.float64)
-    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
-    return np.argsort(-fitness, kind="stable")
+    """Indices of finite-or--inf ``fitness`` from best to worst; ties keep population order (stable)."""
+    return np.argsort(-np.asarray(fitness, dtype=np.float64), kind="stable")

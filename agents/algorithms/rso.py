@@ -18,7 +18,7 @@ before the changed one are identical in every member and see the same input, so 
 once (``SharedForm``: member 0's forward, expanded) instead of 2k + 1 times; this needs a
 policy that lists its layers in forward order, as every built-in policy does.
 
-RSO is a direct trainer like ``adam``, not ask/tell: the runner drives ``RSOTrainer.step``
+RSO is a ``DirectTrainer`` like ``adam``, not ask/tell: the runner drives ``RSOTrainer.step``
 once per generation, and one step is one cycle over every search dimension. The trained
 vector is the encoding's search vector, so any encoding's parameters can be trained.
 """
@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from agents.algorithms.base import Algorithm, AlgorithmState, draw_seed
-from agents.encodings.base import Encoding, Genome, SeedChainEncoding
+from agents.algorithms.base import DirectTrainer, draw_seed, finite_fitness
+from agents.encodings.base import Encoding, SeedChainEncoding
 from agents.layers import LayerParams, PopulationParams
 from agents.policies import PopulationActor
 
@@ -175,7 +175,7 @@ class RSOTrainer:
         z[1 + 2 * rows, group.coords] += deltas
         z[2 + 2 * rows, group.coords] -= deltas
         ev = objective(self._actor(z, group.layer), 2 * k + 1, [seed])
-        fitness = np.where(np.isfinite(ev.fitness), ev.fitness, -np.inf)  # (2k+1,) minus loss
+        fitness = finite_fitness(ev.fitness)  # (2k+1,) minus loss
         base = float(fitness[0])
         plus, minus = fitness[1::2], fitness[2::2]  # (k,) each
         choice = np.where((plus > base) & (plus >= minus), 1.0, np.where(minus > base, -1.0, 0.0))
@@ -236,15 +236,15 @@ def summarise(evaluations: Sequence[Any], fitness: float) -> Any:
     )
 
 
-class RSO(Algorithm):
+class RSO(DirectTrainer):
     """``--algorithm rso``: random search one weight at a time (Tripathi & Singh 2020); one cycle per generation."""
 
     name = "rso"
     Options = RSOOptions
-    trains_directly: ClassVar[bool] = True
 
-    def init(self, seed: int) -> AlgorithmState:
-        return AlgorithmState(generation=0, rng=np.random.default_rng(seed).bit_generator.state)
+    def objective(self, task) -> Objective:
+        """The task's population evaluation: candidates are scored like any population."""
+        return task.evaluate
 
     def trainer(self, encoding: Encoding, policy, seed: int) -> RSOTrainer:
         """A trainer from the GA's first initial member for ``seed``, trying (population - 1) // 2 weights a forward."""
@@ -255,9 +255,3 @@ class RSO(Algorithm):
     def steps_per_generation(self, episodes: int) -> int:
         """One cycle (every weight tried once) per generation."""
         return 1
-
-    def ask(self, state: AlgorithmState) -> tuple[list[Genome], AlgorithmState]:
-        raise TypeError("algorithm rso trains one network directly: use trainer(), not ask/tell")
-
-    def tell(self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray) -> AlgorithmState:
-        raise TypeError("algorithm rso trains one network directly: use trainer(), not ask/tell")

@@ -23,14 +23,12 @@ import torch
 from agents.algorithms.base import draw_seed, rng_from
 from agents.algorithms.es import MeanSearch, MeanState
 from agents.encodings.base import Genome
-from agents.encodings.dense import DenseEncoding
-from agents.encodings.lowrank import LowRankEncoding
 
 
 def nes_utilities(fitness: np.ndarray) -> np.ndarray:
-    """NES rank utilities: u_k = max(0, log(n/2 + 1) - log k) normalised, minus 1/n (k = 1 is the best)."""
+    """NES rank utilities of finite-or--inf fitness: u_k = max(0, log(n/2 + 1) - log k) normalised, minus 1/n
+    (k = 1 is the best)."""
     fitness = np.asarray(fitness, dtype=np.float64)
-    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
     n = len(fitness)
     k = np.arange(1, n + 1)
     raw = np.maximum(0.0, math.log(n / 2 + 1) - np.log(k))
@@ -71,7 +69,7 @@ class SNES(MeanSearch):
     name = "snes"
     Options = SNESOptions
     State = SNESState
-    encodings = (DenseEncoding, LowRankEncoding)
+    supported = ("dense", "lowrank")  # independent noise per dimension, as the per-parameter sigma needs
 
     def init(self, seed: int) -> SNESState:
         init_seed, mean = self.initial_mean(seed)
@@ -82,7 +80,7 @@ class SNES(MeanSearch):
     def ask(self, state: SNESState) -> tuple[list[Genome], SNESState]:
         rng = rng_from(state.rng)
         keys = [(state.generation, draw_seed(rng), 1) for _ in range(self.population)]
-        return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=[list(k) for k in keys])
+        return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=list(keys))
 
     def member_vectors(self, genomes: Sequence[Genome], state: SNESState) -> torch.Tensor:
         mean = self._mean_tensor(state)
@@ -90,7 +88,7 @@ class SNES(MeanSearch):
         rows = [mean if sign == 0 else mean + sign * sigma * self.direction(seed) for _, seed, sign in genomes]
         return torch.stack(rows)  # (P, D)
 
-    def tell(self, state: SNESState, genomes: Sequence[Genome], fitness: np.ndarray) -> SNESState:
+    def update(self, state: SNESState, genomes: Sequence[Genome], fitness: np.ndarray) -> SNESState:
         sampled = [i for i, g in enumerate(genomes) if g[2] != 0]
         u = nes_utilities(np.asarray(fitness)[sampled])  # (n,)
         eps = self.directions([genomes[i][1] for i in sampled])  # (n, D)
@@ -98,8 +96,7 @@ class SNES(MeanSearch):
         eta_sigma = self.options.snes_sigma_lr or (3 + math.log(len(mu))) / (5 * math.sqrt(len(mu)))
         mu = mu + self.options.snes_lr * sigma * (u @ eps)
         sigma = sigma * np.exp(0.5 * eta_sigma * (u @ (eps**2 - 1.0)))
-        t = state.generation + 1
-        return dataclasses.replace(state, generation=t, mean=mu.tolist(), sigma=sigma.tolist(), best=[t, 0, 0],
+        return dataclasses.replace(state, mean=mu.tolist(), sigma=sigma.tolist(), best=(state.generation, 0, 0),
                                    best_fitness=float(np.max(fitness)))  # fmt: skip
 
     def signal_to_noise(self, state: SNESState) -> np.ndarray:

@@ -138,6 +138,13 @@ class SeedChainEncoding(Encoding):
             row.normal_(generator=generator)
         return out
 
+    def direction(self, seed: int) -> torch.Tensor:
+        """The unit-variance noise eps(seed) (D,) a mutation by ``seed`` moves along, from the seed alone.
+
+        What an evolution strategy perturbs its mean by; default: standard normal, independent per dimension.
+        """
+        return noise(seed, self.search_dims, self.device)
+
     def _init_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.zeros(self.search_dims, device=self.device)
         shift = torch.zeros(self.search_dims, device=self.device)

@@ -278,6 +278,11 @@ class LowRankPerturbEncoding(SeedChainEncoding):
                     children[c, start:stop] = parents[c, start:stop] + sigma * eps[at : at + size]
         return children
 
+    def direction(self, seed: int) -> torch.Tensor:
+        """The rank-r noise of ``seed`` (D,), rescaled to unit variance per entry (EGGROLL's estimator holds)."""
+        zero = torch.zeros(1, self.search_dims, device=self.device)
+        return self.mutate(zero, [seed])[0] / self.options.perturb_sigma
+
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
         """Shared-base perturbed forms for large weights when members share parents, else dense forms.
 

@@ -18,7 +18,7 @@ import envs
 from agents import PopulationActor, checkpoints, make_policy
 from agents import algorithms as algorithm_registry
 from agents import encodings as encoding_registry
-from agents.algorithms import Algorithm, AlgorithmState
+from agents.algorithms import Algorithm, AlgorithmState, VectorSearch
 from agents.encodings import Encoding, Genome
 from agents.masks import MaskedPolicy, load_mask
 from agents.policies import Policy
@@ -48,30 +48,30 @@ def build_parts(resolved: Any, device: torch.device) -> Parts:
         start = checkpoints.load(resolved.runner.init)
         encoding.start_from(start.link, start.search_vector(encoding))
     algorithm = algorithm_registry.make(spec.algorithm, spec.population, resolved.algorithm)
-    if hasattr(algorithm, "bind"):  # an evolution strategy searches around a mean in the encoding's space
+    if isinstance(algorithm, VectorSearch):  # an evolution strategy searches around a mean in the encoding's space
         algorithm.bind(encoding)
     return Parts(task, policy, encoding, algorithm, device)
 
 
 def evaluate_here(
-    parts: Parts, genomes: Sequence[Genome], state: AlgorithmState, seeds: Sequence[int], elite_trace=None
-) -> Evaluation:
-    """Decode ``genomes`` and evaluate them in this process; the decode time lands in ``timings``."""
+    parts: Parts, genomes: Sequence[Genome], state: AlgorithmState | None, seeds: Sequence[int], elite_trace=None
+) -> tuple[Evaluation, float]:
+    """Decode ``genomes`` and evaluate them in this process: their Evaluation and the seconds decoding took."""
     t0 = time.perf_counter()
     params = parts.algorithm.decode(parts.encoding, genomes, state)
-    t1 = time.perf_counter()
+    decode_s = time.perf_counter() - t0
     actor = PopulationActor(parts.policy, params, parts.device)
-    evaluation = parts.task.evaluate(actor, len(genomes), seeds, elite_trace)
-    evaluation.timings["decode"] = t1 - t0
-    return evaluation
+    return parts.task.evaluate(actor, len(genomes), seeds, elite_trace), decode_s
 
 
 class Backend(Protocol):
     """Evaluates whole generations; built once per run from the run's parts and spec."""
 
     def evaluate(
-        self, genomes: Sequence[Genome], state: AlgorithmState, seeds: Sequence[int], elite_trace=None
-    ) -> Evaluation: ...
+        self, genomes: Sequence[Genome], state: AlgorithmState | None, seeds: Sequence[int], elite_trace=None
+    ) -> tuple[Evaluation, float]:
+        """The members' Evaluation and the seconds spent decoding them (the slowest worker's, when sharded)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -89,7 +89,7 @@ class LocalBackend:
     def __init__(self, parts: Parts, resolved: Any, options: LocalOptions):
         self.parts = parts
 
-    def evaluate(self, genomes, state, seeds, elite_trace=None) -> Evaluation:
+    def evaluate(self, genomes, state, seeds, elite_trace=None) -> tuple[Evaluation, float]:
         return evaluate_here(self.parts, genomes, state, seeds, elite_trace)
 
     def close(self) -> None:
@@ -113,5 +113,5 @@ def merge(evaluations: Sequence[Evaluation]) -> Evaluation:
         best_trace=max(traces, key=lambda t: t[0])[1] if traces else None,
         failed=np.concatenate([e.failed for e in evaluations]),
         failure=failures[0] if failures else None,
-        timings={"decode": max(e.timings.get("decode", 0.0) for e in evaluations)},
+        timings={},  # per-phase seconds are each worker's own
     )

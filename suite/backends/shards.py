@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.algorithms import Algorithm
+from agents.algorithms import VectorSearch
 from agents.encodings import Genome
 from envs import Evaluation
 from evoboard.errors import RunFailed, WorkerLost
@@ -172,9 +172,9 @@ class ShardWorker:
         """Evaluate one shard: ``request`` pickles (refs, algorithm state or None, episode seeds, elite trace)."""
         refs, state, seeds, elite_trace = pickle.loads(request)
         genomes = expand(refs, self.holdings.known)
-        evaluation = evaluate_here(self.parts, genomes, state, seeds, elite_trace)
+        evaluated = evaluate_here(self.parts, genomes, state, seeds, elite_trace)  # (Evaluation, decode seconds)
         self.holdings.update(genomes)
-        return pickle.dumps(evaluation, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(evaluated, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # -- the driver side ----------------------------------------------------------------------
@@ -194,8 +194,8 @@ class ShardedBackend:
     def __init__(self, parts: Parts, resolved: Any, retries: int, log: logging.Logger):
         self.resolved, self.retries, self.log = resolved, retries, log
         self.device = parts.device
-        # Only an algorithm that decodes from its state (an ES perturbing its mean) needs it on the workers.
-        self.needs_state = type(parts.algorithm).decode is not Algorithm.decode
+        # Only a search whose members decode from its state (an ES perturbing its mean) needs it on the workers.
+        self.needs_state = isinstance(parts.algorithm, VectorSearch)
         self.pids: list[int] = []
         self.holdings: list[Holdings] = []
         self.calls = 0
@@ -228,8 +228,8 @@ class ShardedBackend:
         """A check before each evaluation (Ray: the head still answers)."""
 
     # -- one evaluation --------------------------------------------------------------------
-    def evaluate(self, genomes, state, seeds, elite_trace=None) -> Evaluation:
-        """Shard ``genomes`` over the workers, evaluate, and merge back into member order."""
+    def evaluate(self, genomes, state, seeds, elite_trace=None) -> tuple[Evaluation, float]:
+        """Shard ``genomes`` over the workers, evaluate, and merge back into member order; with the slowest decode."""
         genomes = [tuple(g) for g in genomes]
         self.calls += 1
         self._before_evaluate()
@@ -240,7 +240,8 @@ class ShardedBackend:
             self.on_submit(self.calls, self._handles())
         results = {k: self._collect(k, [genomes[i] for i in shards[k]], context, *sent) for k, sent in pending.items()}
         used = sorted(results)
-        return merge_in_order([results[k] for k in used], [shards[k] for k in used])
+        evaluation = merge_in_order([results[k][0] for k in used], [shards[k] for k in used])
+        return evaluation, max(results[k][1] for k in used)
 
     def _submit(self, k: int, shard: list[Genome], context: tuple) -> tuple[Any, dict[str, Any]]:
         """Send one shard to worker ``k`` (its genomes as references to what it holds): (pending, traffic)."""
@@ -258,8 +259,10 @@ class ShardedBackend:
         self.traffic.append(traffic)
         return self._send(k, request), traffic
 
-    def _collect(self, k: int, shard: list[Genome], context: tuple, pending: Any, traffic: dict) -> Evaluation:
-        """Worker ``k``'s Evaluation; a dead worker is replaced and the shard re-run, up to ``retries`` times."""
+    def _collect(
+        self, k: int, shard: list[Genome], context: tuple, pending: Any, traffic: dict
+    ) -> tuple[Evaluation, float]:
+        """Worker ``k``'s (Evaluation, decode seconds); a dead worker is replaced and the shard re-run (``retries``)."""
         for attempt in range(self.retries + 1):
             try:
                 reply = self._receive(k, pending)

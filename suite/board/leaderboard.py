@@ -54,7 +54,10 @@ def check_file(path: Path) -> None:
 
 
 def append(out_dir: str | Path, row: dict[str, Any]) -> Path:
-    """Add one row atomically (lock, write a temp file, rename); returns the CSV path."""
+    """Add one row atomically (lock, write a temp file, rename); returns the CSV path.
+
+    A row whose run_id is already there is skipped, inside the lock: a run appends once even if it concludes twice.
+    """
     missing = [c for c in COLUMNS if c not in row]
     if missing:
         raise ValueError(f"leaderboard row lacks {missing}")
@@ -62,6 +65,8 @@ def append(out_dir: str | Path, row: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         rows = read(out_dir)
+        if (rows["run_id"] == str(row["run_id"])).any():
+            return path
         new = pd.DataFrame([{c: row[c] for c in COLUMNS}], columns=COLUMNS)
         table = new if rows.empty else pd.concat([rows, new], ignore_index=True)
         write_csv(path, table)

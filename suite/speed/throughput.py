@@ -113,7 +113,7 @@ def processes_eval(task_id: str, population: int, workers: int) -> Iterator[Call
         backend.evaluate([(0, 5000 + i) for i in range(population)], None, [0])  # imports, env pools
 
         def once() -> dict:
-            seconds, ev = timed(lambda: backend.evaluate([(0, 1000 + i) for i in range(population)], None, [0]))
+            seconds, (ev, _) = timed(lambda: backend.evaluate([(0, 1000 + i) for i in range(population)], None, [0]))
             return {"steps": ev.frames, "steps_per_s": ev.frames / seconds}
 
         yield once

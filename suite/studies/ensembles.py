@@ -35,10 +35,11 @@ import pandas as pd
 import torch
 
 from agents import PopulationActor
-from agents.algorithms.base import Algorithm
+from agents.algorithms import SearchAlgorithm, VectorSearch
 from agents.encodings import Genome, SeedChainEncoding
 from agents.layers import PopulationParams
 from agents.policies import greedy_actions
+from suite.backends.local import Parts
 from suite.board.leaderboard import write_csv
 
 COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ensemble_score"]
@@ -46,9 +47,9 @@ COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ens
 
 def ensemble_mode(task, policy, algorithm, encoding) -> str:
     """How this run's predictions are averaged (probs, vote or mean_action); ValueError if they cannot be."""
-    if getattr(algorithm, "trains_by_gradient", False) or getattr(algorithm, "trains_directly", False):
+    if not isinstance(algorithm, SearchAlgorithm):
         raise ValueError(f"ensemble needs a population of children; algorithm {algorithm.name} trains one model")
-    if type(algorithm).decode is not Algorithm.decode or not isinstance(encoding, SeedChainEncoding):
+    if isinstance(algorithm, VectorSearch) or not isinstance(encoding, SeedChainEncoding):
         raise ValueError(f"ensemble needs seed-chain members (e.g. --algorithm ga), not {algorithm.name}")
     if hasattr(task, "loss"):
         return "probs"
@@ -94,37 +95,46 @@ class EnsembleActor:
 class ChildEnsembles:
     """Scores parent, best child, mean child and the top-K ensemble each generation; writes ensembles.csv."""
 
-    def __init__(self, run, k: int):
-        self.run, self.k = run, k
-        self.mode = ensemble_mode(run.task, run.policy, run.algorithm, run.encoding)
+    def __init__(self, parts: Parts, k: int):
+        self.parts, self.k = parts, k
+        self.mode = ensemble_mode(parts.task, parts.policy, parts.algorithm, parts.encoding)
         self.rows: list[dict[str, Any]] = []
 
     def _params(self, genomes: list[Genome]) -> PopulationParams:
         """Decoded members without touching the encoding's cache (the next generation's parents live there)."""
-        encoding = self.run.encoding
-        return encoding.to_params(torch.stack([encoding.vector(tuple(g)) for g in genomes]))
+        encoding = self.parts.encoding
+        return encoding.to_params(torch.stack([encoding.vector(g) for g in genomes]))
 
     def _score(self, actor, seeds: list[int]) -> tuple[float, int]:
-        score, evaluation = self.run.task.final_score(actor, seeds)
+        score, evaluation = self.parts.task.final_score(actor, seeds)
         return float(score), evaluation.frames
 
-    def __call__(self, genomes: list[Genome], fitness: np.ndarray, parent: Genome | None, seeds: list[int]) -> dict:
-        """This generation's row: scores on held-out ``seeds``; NaN where there is no parent or no child."""
-        run, encoding = self.run, self.run.encoding
-        path = Path(run.run_dir.path) / "ensembles.csv"
+    def __call__(
+        self,
+        folder: Path,
+        generation: int,
+        genomes: list[Genome],
+        fitness: np.ndarray,
+        parent: Genome | None,
+        seeds: list[int],
+    ) -> dict:
+        """Generation ``generation``'s row (finite-or--inf ``fitness``), scored on held-out ``seeds``, kept in
+        ``folder``/ensembles.csv; NaN where there is no parent or no child."""
+        parts, encoding = self.parts, self.parts.encoding
+        path = Path(folder) / "ensembles.csv"
         if not self.rows and path.exists():  # a resumed run keeps the rows of its earlier generations
             earlier = pd.read_csv(path)
-            self.rows = earlier[earlier["generation"] < run.generation].to_dict("records")
+            self.rows = earlier[earlier["generation"] < generation].to_dict("records")
         if parent is None and encoding.root is not None:
             parent = (encoding.root,)  # generation 0 of a pretrained start: every member is the checkpoint
         canon = [encoding.canonical(g) for g in genomes]
-        children = [i for i in np.argsort(-np.nan_to_num(fitness, nan=-np.inf), kind="stable") if canon[i] != parent]
+        children = [i for i in np.argsort(-fitness, kind="stable") if canon[i] != parent]
         top = [genomes[i] for i in children[: self.k] if np.isfinite(fitness[i])]
-        row: dict[str, Any] = {"generation": run.generation, "ens_k": len(top), "score_kind": run.task.score_kind}
+        row: dict[str, Any] = {"generation": generation, "ens_k": len(top), "score_kind": parts.task.score_kind}
         frames = 0
         row["parent_score"] = math.nan
         if parent is not None:
-            actor = PopulationActor(run.policy, self._params([parent]), run.device)
+            actor = PopulationActor(parts.policy, self._params([parent]), parts.device)
             row["parent_score"], used = self._score(actor, seeds)
             frames += used
         row["best_child_score"] = row["mean_child_score"] = row["ensemble_score"] = math.nan
@@ -132,12 +142,13 @@ class ChildEnsembles:
             params = self._params(top)
             singles = []
             for i in range(len(top)):
-                actor = PopulationActor(run.policy, params.select(torch.tensor([i])), run.device)
+                actor = PopulationActor(parts.policy, params.select(torch.tensor([i])), parts.device)
                 score, used = self._score(actor, seeds)
                 singles.append(score)
                 frames += used
             row["best_child_score"], row["mean_child_score"] = singles[0], float(np.mean(singles))
-            row["ensemble_score"], used = self._score(EnsembleActor(run.policy, params, run.device, self.mode), seeds)
+            ensemble = EnsembleActor(parts.policy, params, parts.device, self.mode)
+            row["ensemble_score"], used = self._score(ensemble, seeds)
             frames += used
         row["frames"] = frames
         self.rows.append(row)
