@@ -29,3 +29,19 @@ class RayHeadLost(RunFailed):
 
 class WorkerLost(Exception):
     """One worker is gone (crashed, killed, its node died): replace it and re-run its shard."""
+
+
+class WriteFailed(RuntimeError):
+    """A run's file could not be written (disk full, read-only, folder gone); nothing half-written stays.
+
+    Not an OSError, so no handler for unreadable files swallows it. ``intact`` says what
+    survives on disk (the runner adds its last checkpoint); the CLI prints one line, exits 1.
+    """
+
+    def __init__(self, path: object, reason: str, intact: str = ""):
+        super().__init__(f"cannot write {path}: {reason}" + (f"; {intact}" if intact else ""))
+        self.path, self.reason, self.intact = path, reason, intact
+
+    def saying(self, intact: str) -> WriteFailed:
+        """The same failure, with what is intact on disk."""
+        return WriteFailed(self.path, self.reason, intact)

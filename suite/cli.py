@@ -15,7 +15,8 @@ import envs
 from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
-from evoboard.errors import RunFailed, UsageError
+from evoboard.errors import RunFailed, UsageError, WriteFailed
+from suite.allocator import keep_freed_memory
 from suite.board import leaderboard
 from suite.board.tables import AGGREGATE_SHOWN, render
 from suite.progress import progress_reporter
@@ -197,6 +198,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
@@ -205,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except RunFailed as err:
         print(f"evoboard: run failed: {err}", file=sys.stderr)
+        return 1
+    except WriteFailed as err:
+        print(f"evoboard: write failed: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("evoboard: interrupted; resume with `evoboard resume <run folder>`", file=sys.stderr)

@@ -8,6 +8,7 @@ digests of its own content and of spec.json: an edited or corrupted file is refu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from evoboard.errors import CheckpointError
-from suite.atomic import write_atomic
+from evoboard.errors import CheckpointError, WriteFailed
+from suite.atomic import write_atomic, writing
 from suite.board.leaderboard import write_csv
 
 
@@ -47,8 +48,27 @@ class RunDir:
         return self.path / "checkpoint.json"
 
     def create(self, config: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=False)
-        write_json(self.spec_path, config)
+        """Make the folder and its spec.json; on a write fault leave no empty folder behind."""
+        with writing(self.path):
+            self.path.mkdir(parents=True, exist_ok=False)
+        try:
+            write_json(self.spec_path, config)
+        except WriteFailed:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+            raise
+
+    def intact(self) -> str:
+        """What a resume would start from, in words, for a write fault's message (reads, never writes)."""
+        if not self.spec_path.exists():
+            return f"no run folder is left at {self.path}"
+        try:
+            saved = self.read_checkpoint()
+        except CheckpointError as err:
+            return f"the checkpoint is not usable ({err})"
+        done = 0 if saved is None else saved["generation"]
+        last = f"generation {done - 1} is the last complete one" if done else "no generation is complete yet"
+        return f"{last} in {self.checkpoint_path}; `evoboard resume {self.path}` once it can be written"
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         write_csv(self.history_path, pd.DataFrame(rows))

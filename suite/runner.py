@@ -24,7 +24,8 @@ from agents import PopulationActor, checkpoints
 from agents.algorithms import DirectTrainer
 from agents.algorithms.base import finite_fitness
 from evoboard import __version__
-from evoboard.errors import CheckpointError, RunFailed, UsageError
+from evoboard.errors import CheckpointError, RunFailed, UsageError, WriteFailed
+from suite.atomic import writing
 from suite.backends import backend_class
 from suite.backends.local import build_parts
 from suite.board import leaderboard
@@ -118,15 +119,17 @@ class Run:
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Run every remaining generation, then score the elite and append the leaderboard row."""
-        if self.run_dir is None:
-            self.run_dir = RunDir(self.out_dir / "runs" / new_run_id(self.spec))
-            self.run_dir.create(self.resolved.saved_spec())
         try:
+            if self.run_dir is None:
+                self.run_dir = RunDir(self.out_dir / "runs" / new_run_id(self.spec))
+                self.run_dir.create(self.resolved.saved_spec())
             if self.direct:
                 return self.train_directly()
             while self.generation < self.spec.generations:
                 self.step()
             return self.finish()
+        except WriteFailed as err:  # disk full, read-only, folder gone: say what a resume starts from
+            raise err.saying(self.run_dir.intact()) from None
         finally:
             self.backend.close()
             self.task.close()
@@ -252,9 +255,10 @@ class Run:
         row = self.leaderboard_row(best, score)
         if self.direct:
             row["genome_bytes"] = 4 * self.encoding.search_dims  # float32 weights, not a seed chain
-        leaderboard.append(self.out_dir, row)  # once: a run_id already there is skipped
+        with writing(leaderboard.path_in(self.out_dir)):
+            leaderboard.append(self.out_dir, row)  # once: a run_id already there is skipped
+        self.save_elite(params, best, score)  # before "finished": a failed elite write resumes
         self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
-        self.save_elite(params, best, score)
         return score, row
 
     def save_elite(self, params, best: tuple[int, ...], score: float) -> None:
@@ -270,7 +274,14 @@ class Run:
         except (AttributeError, TypeError, KeyError) as err:  # a plugin form without a dense materialize()
             log.warning("elite weights not saved: %s cannot be exported as dense tensors (%s)", self.spec.encoding, err)
             return
-        checkpoints.save(self.run_dir.path / "elite.safetensors", tensors, meta)
+        path = self.run_dir.path / "elite.safetensors"
+        with writing(path):
+            try:
+                checkpoints.save(path, tensors, meta)
+            except Exception as err:  # safetensors reports a full disk as its own SafetensorError
+                if type(err).__name__ != "SafetensorError":
+                    raise
+                raise WriteFailed(path, str(err).splitlines()[0]) from None
 
     def leaderboard_row(self, best: tuple[int, ...], final_score: float) -> dict[str, Any]:
         return {

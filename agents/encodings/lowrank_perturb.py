@@ -264,18 +264,9 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         return out
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        children = parents.clone()  # (C, D)
-        sigma = self.options.perturb_sigma
+        children = torch.empty_like(parents)  # (C, D): every block is written below
         for c, seed in enumerate(seeds):
-            eps = noise(seed, self.noise_dims, self.device)
-            factors = self._factors(eps)
-            for block, (layer, role, start, at, size) in zip(self.blocks, self._pieces, strict=True):
-                stop = start + block.size
-                if role == "weight" and layer in self.ranks:
-                    delta = self.scale(layer) * low_rank_product(*factors[layer])  # (rows, cols)
-                    children[c, start:stop] = parents[c, start:stop] + delta.reshape(-1)
-                else:
-                    children[c, start:stop] = parents[c, start:stop] + sigma * eps[at : at + size]
+            self._fold_into(children[c], parents[c], noise(seed, self.noise_dims, self.device))
         return children
 
     def direction(self, seed: int) -> torch.Tensor:
@@ -283,14 +274,33 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         zero = torch.zeros(1, self.search_dims, device=self.device)
         return self.mutate(zero, [seed])[0] / self.options.perturb_sigma
 
+    def _fold_into(self, child: torch.Tensor, parent: torch.Tensor, eps: torch.Tensor, only=None) -> None:
+        """child = parent + the mutation drawn as ``eps``, block by block (D,); only blocks numbered in ``only``.
+
+        Each entry is computed the same way alone or in a batch, so a lazily folded parent
+        equals the one a batched mutation would have made, bit for bit.
+        """
+        factors = self._factors(eps)
+        for j, (block, (layer, role, start, at, size)) in enumerate(zip(self.blocks, self._pieces, strict=True)):
+            if only is not None and j not in only:
+                continue
+            stop = start + block.size
+            if role == "weight" and layer in self.ranks:
+                delta = self.scale(layer) * low_rank_product(*factors[layer])  # (rows, cols)
+                child[start:stop] = parent[start:stop] + delta.reshape(-1)
+            else:
+                child[start:stop] = parent[start:stop] + self.options.perturb_sigma * eps[at : at + size]
+
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
         """Shared-base perturbed forms for large weights when members share parents, else dense forms.
 
         A child not yet decoded is (its parent's weights, its seed); anything cached (elites,
-        re-evaluated candidates) is its own base with no perturbation. The base class still
-        folds and caches every child, so the next generation mutates from dense weights.
+        re-evaluated candidates) is its own base with no perturbation. Children are not folded
+        into dense weights here: each is cached as its parent and noise (drawn once), and
+        folded only if it is asked for again, as a parent or a re-evaluated candidate.
         """
         genomes = [tuple(g) for g in genomes]
+        self._fold_cached(genomes)
         keys: dict[Genome, int] = {}
         group, seeds = [], []
         for g in genomes:
@@ -298,25 +308,59 @@ class LowRankPerturbEncoding(SeedChainEncoding):
             key = g[:-1] if fresh else g
             group.append(keys.setdefault(key, len(keys)))
             seeds.append(g[-1] if fresh else None)
-        shared = [
-            layer
+        shared = {
+            layer.name
             for layer in self.policy.layers
             if layer.name in self.ranks and self._weight_size(layer) >= self.options.shared_min
-        ]
+        }
         if not shared or 2 * len(keys) > len(genomes):
             return super().decode(genomes)
-        bases = torch.stack([self.vector(k) for k in keys])  # (K, D), read before decode renews the cache
-        dense = super().decode(genomes)
-        return self._perturbed(bases, torch.tensor(group, device=self.device), seeds, dense)
+        bases = torch.stack([self.vector(k) for k in keys])  # (K, D), read before the cache is renewed
+        eps = [None if s is None else noise(s, self.noise_dims, self.device) for s in seeds]  # once per child
+        # Each member's own values of the tensors that run dense (small layers, biases); the
+        # shared weights' blocks of z stay unwritten: their forms read the bases and factors.
+        own = {j for j, block in enumerate(self.blocks) if not (block.layer in shared and block.role == "weight")}
+        z = torch.empty(len(genomes), self.search_dims, device=self.device)  # (P, D), only ``own`` blocks written
+        for i, (k, e) in enumerate(zip(group, eps, strict=True)):
+            if e is None:
+                for j in own:
+                    z[i, self.blocks[j].start : self.blocks[j].stop] = bases[
+                        k, self.blocks[j].start : self.blocks[j].stop
+                    ]
+            else:
+                self._fold_into(z[i], bases[k], e, own)
+        members = zip(genomes, group, eps, strict=True)
+        self._remember({g: bases[k] if e is None else Fold(self, bases[k], e) for g, k, e in members})
+        return self._perturbed(bases, torch.tensor(group, device=self.device), eps, self.to_params(z), shared)
+
+    def _fold_cached(self, genomes: list[Genome]) -> None:
+        """Fold the lazily cached members among ``genomes``, so every cached entry read is a vector."""
+        for g in genomes:
+            if isinstance(self._cache.get(g), Fold):
+                self._cache[g] = self._cache[g].vector()
+
+    def _remember(self, decoded: dict) -> None:
+        """The base class's cache of the last two decodes, with children kept as folds."""
+        self._cache = {**self._last, **decoded}
+        self._last = decoded
+
+    def vector(self, genome: Genome) -> torch.Tensor:
+        entry = self._cache.get(tuple(genome))
+        return entry.vector() if isinstance(entry, Fold) else super().vector(genome)
 
     def _perturbed(
-        self, bases: torch.Tensor, group: torch.Tensor, seeds: list[int | None], dense: PopulationParams
+        self,
+        bases: torch.Tensor,
+        group: torch.Tensor,
+        eps: list[torch.Tensor | None],
+        dense: PopulationParams,
+        shared: set[str],
     ) -> PopulationParams:
         base_views = block_views(self.blocks, bases)
-        factors = [self.factors(s) if s is not None else None for s in seeds]
+        factors = [self._factors(e) if e is not None else None for e in eps]
         params = PopulationParams()
         for layer in self.policy.layers:
-            if layer.name not in self.ranks or self._weight_size(layer) < self.options.shared_min:
+            if layer.name not in shared:
                 params[layer.name] = dense[layer.name]
                 continue
             a, b = self._stack_factors(layer, factors)
@@ -346,6 +390,22 @@ class LowRankPerturbEncoding(SeedChainEncoding):
             if f is not None:
                 a[i], b[i] = f[layer.name]
         return a, b
+
+
+class Fold:
+    """A decoded child kept as its parent's vector and its mutation noise; folded on first use, once."""
+
+    def __init__(self, encoding: LowRankPerturbEncoding, parent: torch.Tensor, eps: torch.Tensor):
+        self.encoding, self.parent, self.eps = encoding, parent, eps
+        self._vector: torch.Tensor | None = None
+
+    def vector(self) -> torch.Tensor:
+        """The child's search vector (D,)."""
+        if self._vector is None:
+            self._vector = torch.empty_like(self.parent)
+            self.encoding._fold_into(self._vector, self.parent, self.eps)
+            self.parent = self.eps = None  # the folded vector replaces them
+        return self._vector
 
 
 def perturbation_ranks(layers: Sequence[LayerSpec], rank: int) -> dict[str, int]:

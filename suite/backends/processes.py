@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from evoboard.errors import RunFailed, WorkerLost
+from suite.allocator import keep_freed_memory
 from suite.backends.local import Parts
 from suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
@@ -55,6 +56,7 @@ class ProcessOptions:
 def serve(conn: Connection, resolved: Any, device: str, threads: int) -> None:
     """A worker's life: build the parts, say ready, then answer shard requests until an empty one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's; it stops the workers
+    keep_freed_memory()
     try:
         worker = ShardWorker(resolved, device, threads)
     except Exception as err:
