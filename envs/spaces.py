@@ -4,7 +4,7 @@ Policies read flat or image ``Box`` observations. Any other observation space gy
 flatten to a vector (``Discrete`` one-hot, ``MultiDiscrete``, ``MultiBinary``, ``Tuple`` and
 ``Dict`` of those) is flattened by ``gymnasium.spaces.flatten`` in a ``FlattenObservation``
 wrapper; image ``Box`` observations go to ``envs.pixels``. Text, graphs and sequences have
-no fixed-size vector form, so a task refuses them in one line that names the space.
+no fixed-size vector form of numbers, so a task refuses them in one line that names the space.
 """
 
 from __future__ import annotations
@@ -25,6 +25,18 @@ def is_image(space: gym.Space) -> bool:
     return (len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))) and min(shape[:2]) >= 8
 
 
+def has_vector_form(space: gym.Space) -> bool:
+    """Whether ``space`` is a fixed-size vector of numbers (gymnasium also pads Text to one, but
+    a string's character codes are no magnitudes for a network to read)."""
+    if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+        return True
+    if isinstance(space, gym.spaces.Tuple):
+        return all(has_vector_form(part) for part in space.spaces)
+    if isinstance(space, gym.spaces.Dict):
+        return all(has_vector_form(part) for part in space.spaces.values())
+    return False
+
+
 def adapt_observations(env: gym.Env, task_id: str) -> gym.Env:
     """``env`` with ``Box`` observations: as it is when they already are, else flattened.
 
@@ -33,7 +45,7 @@ def adapt_observations(env: gym.Env, task_id: str) -> gym.Env:
     space = env.observation_space
     if isinstance(space, gym.spaces.Box):
         return env
-    if not space.is_np_flattenable:
+    if not has_vector_form(space):
         raise ValueError(
             f"task {task_id} has {space} observations, which have no fixed-size vector form; "
             "evoboard takes Box, Discrete, MultiDiscrete, MultiBinary, and Tuple/Dict of those"
