@@ -16,7 +16,7 @@ import gymnasium as gym
 import torch
 
 from agents.layers import LayerSpec, PopulationParams, conv2d, linear
-from agents.policies import POLICIES, Policy, greedy_actions
+from agents.policies import POLICIES, ActionHead, Policy
 
 CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))  # (channels out, kernel, stride), Mnih et al. 2015
 
@@ -35,14 +35,15 @@ class CNNOptions:
 
 @POLICIES.register("nature_cnn")
 class NatureCNN(Policy):
-    """Stacked frames (P, C, H, W) uint8 -> action values (P, actions) -> argmax action per member."""
+    """Stacked frames (P, C, H, W) uint8 -> outputs (P, actions) -> actions by the ActionHead (argmax if Discrete)."""
 
     name = "nature_cnn"
     Options = CNNOptions
 
-    def __init__(self, frame_shape: tuple[int, int, int], actions: int, options: CNNOptions | None = None):
+    def __init__(self, frame_shape: tuple[int, int, int], action_space: gym.Space, options: CNNOptions | None = None):
         self.options = options or CNNOptions()
-        self.frame_shape, self.actions = frame_shape, actions
+        self.head = ActionHead(action_space)
+        self.frame_shape, self.actions = frame_shape, self.head.width
         channels, height, width = frame_shape
         layers = []
         for i, (out, kernel, stride) in enumerate(CONVS):
@@ -53,17 +54,15 @@ class NatureCNN(Policy):
             channels = out
         self.flat = channels * height * width  # 64 * 7 * 7 = 3136 for 84x84 frames
         layers.append(LayerSpec("fc", "linear", self.flat, self.options.cnn_hidden))
-        layers.append(LayerSpec("out", "linear", self.options.cnn_hidden, actions))
+        layers.append(LayerSpec("out", "linear", self.options.cnn_hidden, self.head.width))
         self.layers = tuple(layers)
 
     @classmethod
     def for_spaces(cls, observation_space, action_space, options=None) -> NatureCNN:
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ValueError(f"the Nature CNN needs a Discrete action space, got {action_space}")
         shape = getattr(observation_space, "shape", None)
         if not isinstance(observation_space, gym.spaces.Box) or shape is None or len(shape) != 3:
             raise ValueError(f"the Nature CNN needs stacked frames (C, H, W), got {observation_space}")
-        return cls(tuple(int(s) for s in shape), int(action_space.n), options)
+        return cls(tuple(int(s) for s in shape), action_space, options)
 
     def forward(self, params: PopulationParams, x: torch.Tensor) -> torch.Tensor:
         """Action values for every member: x (P, N, C, H, W) in [0, 1] -> (P, N, actions)."""
@@ -75,7 +74,7 @@ class NatureCNN(Policy):
 
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
         x = obs.unsqueeze(1).to(torch.float32).mul_(1.0 / 255.0)  # uint8 (P, C, H, W) -> (P, 1, C, H, W) in [0, 1]
-        return greedy_actions(self.forward(params, x)[:, 0])  # (P,)
+        return self.head(self.forward(params, x)[:, 0])  # (P, actions) -> actions
 
     def describe(self) -> str:
         return f"nature_cnn({self.options.cnn_hidden})"

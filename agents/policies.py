@@ -53,6 +53,45 @@ def greedy_actions(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(logits.isfinite().all(-1), logits.argmax(-1), -1)
 
 
+class ActionHead:
+    """Network outputs -> env actions for one action space, so every policy reads spaces alike.
+
+    Discrete: argmax of ``n`` logits; MultiDiscrete (1-D): one argmax per dimension over its own
+    ``nvec[i]`` logits; bounded Box: tanh squashed into the bounds; unbounded Box: raw outputs.
+    A non-finite member gets -1 (Discrete, and every MultiDiscrete dimension) or its NaNs, so
+    the task fails it alone.
+    """
+
+    def __init__(self, space: gym.Space):
+        self.space, self._low, self._high, self._splits = space, None, None, None
+        if isinstance(space, gym.spaces.Discrete):
+            self.width = int(space.n)
+        elif isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+            self._splits = [int(n) for n in space.nvec]
+            self.width = sum(self._splits)
+        elif isinstance(space, gym.spaces.Box):
+            self.width = int(np.prod(space.shape))
+            low, high = space.low.ravel(), space.high.ravel()
+            if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):  # else: raw outputs
+                self._low = torch.as_tensor(low, dtype=torch.float32)
+                self._high = torch.as_tensor(high, dtype=torch.float32)
+        else:
+            raise ValueError(f"policies need Discrete, 1-D MultiDiscrete or Box actions, got {space}")
+
+    def __call__(self, out: torch.Tensor) -> torch.Tensor:
+        """out (P, width) -> actions: (P,) Discrete, (P, dims) MultiDiscrete, (P, width) Box."""
+        if isinstance(self.space, gym.spaces.Discrete):
+            return greedy_actions(out)
+        if self._splits is not None:
+            finite = out.isfinite().all(-1, keepdim=True)  # (P, 1): a member fails in every dimension
+            picks = torch.stack([part.argmax(-1) for part in out.split(self._splits, -1)], -1)  # (P, dims)
+            return torch.where(finite, picks, -1)
+        if self._low is None:
+            return out
+        low, high = self._low.to(out.device), self._high.to(out.device)
+        return low + (torch.tanh(out) + 1.0) * 0.5 * (high - low)
+
+
 @dataclass
 class MLPOptions:
     """Settings of the MLP policy."""
@@ -72,7 +111,7 @@ class MLPOptions:
 
 @POLICIES.register("mlp")
 class MLPPolicy(Policy):
-    """MLP from a flat observation to action logits (Discrete: argmax) or a tanh-squashed Box action."""
+    """MLP from a flat observation to the outputs its ``ActionHead`` turns into actions."""
 
     name = "mlp"
     Options = MLPOptions
@@ -80,19 +119,8 @@ class MLPPolicy(Policy):
     def __init__(self, obs_dim: int, action_space: gym.Space, options: MLPOptions | None = None):
         self.obs_dim, self.action_space = obs_dim, action_space
         self.options = options or MLPOptions()
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self._low = self._high = None
-        if self.discrete:
-            out = int(action_space.n)
-        elif isinstance(action_space, gym.spaces.Box):
-            out = int(np.prod(action_space.shape))
-            low, high = action_space.low.ravel(), action_space.high.ravel()
-            if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):  # else: raw outputs
-                self._low = torch.as_tensor(low, dtype=torch.float32)
-                self._high = torch.as_tensor(high, dtype=torch.float32)
-        else:
-            raise ValueError(f"the MLP policy needs a Discrete or Box action space, got {action_space}")
-        widths = (obs_dim, *self.options.hidden, out)
+        self.head = ActionHead(action_space)
+        widths = (obs_dim, *self.options.hidden, self.head.width)
         self.layers = tuple(
             LayerSpec(f"fc{i}", "linear", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False))
         )
@@ -113,13 +141,7 @@ class MLPPolicy(Policy):
 
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
         x = obs.reshape(obs.shape[0], 1, -1).to(torch.float32)  # (P, 1, obs_dim)
-        out = self.forward(params, x)[:, 0]  # (P, out)
-        if self.discrete:
-            return greedy_actions(out)
-        if self._low is None:
-            return out
-        low, high = self._low.to(out.device), self._high.to(out.device)
-        return low + (torch.tanh(out) + 1.0) * 0.5 * (high - low)
+        return self.head(self.forward(params, x)[:, 0])  # (P, out) -> actions
 
     def describe(self) -> str:
         return f"mlp({','.join(map(str, self.options.hidden))},{self.options.activation})"

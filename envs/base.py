@@ -23,6 +23,8 @@ def valid_actions(space: gym.Space, actions: np.ndarray) -> np.ndarray:
     finite with an impossible action (-1 for Discrete), so it fails alone instead of reaching the env."""
     if isinstance(space, gym.spaces.Discrete):
         return (actions >= 0) & (actions < space.n)
+    if isinstance(space, gym.spaces.MultiDiscrete):  # one row of choices per member
+        return ((actions >= 0) & (actions < space.nvec)).all(axis=1)
     return np.isfinite(actions.reshape(len(actions), -1)).all(axis=1)
 
 

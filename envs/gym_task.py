@@ -1,4 +1,4 @@
-"""Any gymnasium env with Box observations and Box or Discrete actions, one env per job.
+"""Any gymnasium env as a population task, one env per job (spaces adapted by ``envs.spaces``).
 
 Gymnasium's vector envs step every sub-env on every call, so a member whose episode ended
 would keep stepping (EvoTorch's VecGymNE took 6-11x more CartPole steps than it counted,
@@ -25,6 +25,7 @@ from gymnasium.wrappers import OrderEnforcing, TimeLimit
 from envs.base import Act, EpisodeOptions, Evaluation, Task, valid_actions
 from envs.episodes import EpisodeBook
 from envs.quiet import quiet_mujoco
+from envs.spaces import adapt_observations, check_actions
 
 
 def direct_env(env: gym.Env, max_steps: int) -> gym.Env:
@@ -56,10 +57,7 @@ class GymTask(Task):
         self._direct: list[gym.Env] = []  # per env: what evaluate resets and steps (direct_env)
         probe = self._new_env()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
-        if not isinstance(self.observation_space, gym.spaces.Box):
-            raise ValueError(f"task {task_id} has {self.observation_space} observations; evoboard needs Box")
-        if not isinstance(self.action_space, (gym.spaces.Box, gym.spaces.Discrete)):
-            raise ValueError(f"task {task_id} has {self.action_space} actions; evoboard needs Box or Discrete")
+        check_actions(self.action_space, task_id)
         self.max_steps = options.max_steps or probe.spec.max_episode_steps
         if self.max_steps is None:
             raise ValueError(f"task {task_id} has no time limit: set max_steps")
@@ -67,7 +65,16 @@ class GymTask(Task):
         self._discrete = isinstance(self.action_space, gym.spaces.Discrete)
 
     def _new_env(self) -> gym.Env:
-        return gym.make(self.id, max_episode_steps=self.options.max_steps, disable_env_checker=True)
+        env = gym.make(self.id, max_episode_steps=self.options.max_steps, disable_env_checker=True)
+        try:
+            return self._adapt(env)
+        except ValueError:
+            env.close()
+            raise
+
+    def _adapt(self, env: gym.Env) -> gym.Env:
+        """``env`` with observations a policy reads (``envs.spaces``); image tasks preprocess frames."""
+        return adapt_observations(env, self.id)
 
     def _pool(self, size: int) -> list[gym.Env]:
         """The first ``size`` envs as evaluate uses them (``direct_env``), made as needed."""

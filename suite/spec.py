@@ -19,6 +19,7 @@ from agents.algorithms import ALGORITHMS
 from agents.checkpoints import load as load_checkpoint
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
+from envs.registry import unknown_message as unknown_task
 from evoboard.errors import UsageError
 from suite.backends import BACKENDS, backend_class
 from suite.settings import build_options, option_names, options_dict, unknown_message
@@ -136,7 +137,10 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
         raise UsageError(f"seed must be >= 0, got {spec.seed}")
     if spec.device not in DEVICES:
         raise UsageError(f"unknown device {spec.device!r}; valid: {', '.join(DEVICES)}")
-    entry = lookup(envs.names(), "task", spec.task, envs.resolve)
+    try:
+        entry = envs.resolve(spec.task)
+    except KeyError:
+        raise UsageError(unknown_task(spec.task)) from None
     try:
         task_cls = entry.load()
     except ImportError as err:

@@ -252,7 +252,7 @@ def test_batched_cnn_equals_a_per_member_reference():
 
 def test_cnn_refuses_spaces_it_cannot_serve():
     with pytest.raises(ValueError, match="Discrete"):
-        NatureCNN.for_spaces(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Box(-1, 1, (2,)))
+        NatureCNN.for_spaces(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.MultiBinary(2))
     with pytest.raises(ValueError, match="too small"):
         NatureCNN.for_spaces(gym.spaces.Box(0, 255, (4, 20, 20), np.uint8), gym.spaces.Discrete(4))
 

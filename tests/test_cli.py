@@ -14,7 +14,6 @@ RUN = ["run", "--task", "CartPole-v1", "--population", "4", "--generations", "1"
 
 RUN_CASES = {
     "unknown task": (["--task", "NoSuchTask-v0"], "unknown task 'NoSuchTask-v0'"),
-    "unsupported spaces": (["--task", "Blackjack-v1"], "needs Box"),
     "unknown encoding": (["--encoding", "lowrnak"], "unknown encoding 'lowrnak' (did you mean 'lowrank'?); valid: "),
     "unknown algorithm": (["--algorithm", "cma"], "unknown algorithm 'cma'; valid: "),
     "unknown policy": (["--policy", "resnet"], "unknown policy 'resnet'"),
