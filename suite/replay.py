@@ -172,11 +172,11 @@ def imageio():
     return iio
 
 
-def write_gif(path: str | Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+def write_gif(path: str | Path, frames: list[np.ndarray], fps: int = 25) -> Path:
     """An animated GIF of ``frames`` (H, W[, 3]) uint8, looping; frames wider than 320 px are halved."""
     iio = imageio()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     small = [f[::2, ::2] if f.shape[1] > 320 else f for f in frames]
-    iio.imwrite(path, np.stack(small), duration=1000 / fps, loop=0)
+    iio.imwrite(path, np.stack(small), duration=10 * round(100 / fps), loop=0)  # GIF counts centiseconds
     return path
