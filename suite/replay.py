@@ -10,6 +10,8 @@ env's ``rgb_array`` render for gymnasium tasks, the frames the network saw for i
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ class Replay:
     score: float
     score_kind: str
     saved_score: float | None
+    """The run's final_score; None when the episodes played are not the run's held-out set."""
     frames: list[np.ndarray]  # the GIF's frames, empty unless asked for
 
 
@@ -91,11 +94,14 @@ def image_observations(task) -> bool:
 
 def render_env(task) -> gym.Env:
     """A render-ready copy of a gymnasium task's env; UsageError naming what is missing if it cannot render."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array needs no display (pygame asks for one)
     try:
-        env = gym.make(task.id, render_mode="rgb_array", max_episode_steps=task.max_steps, disable_env_checker=True)
-        env.reset(seed=0)
-        if env.render() is None:
-            raise RuntimeError("render() returned nothing")
+        with warnings.catch_warnings():  # GLFW warns before MuJoCo raises: keep the error to one line
+            warnings.simplefilter("ignore")
+            env = gym.make(task.id, render_mode="rgb_array", max_episode_steps=task.max_steps, disable_env_checker=True)
+            env.reset(seed=0)
+            if env.render() is None:
+                raise RuntimeError("render() returned nothing")
         return env
     except Exception as err:  # GL, pygame and MuJoCo raise their own types
         first = (str(err).splitlines() or [type(err).__name__])[0]
@@ -130,6 +136,8 @@ def replay(run_dir: str | Path, episodes: int | None = None, gif: bool = False, 
         raise UsageError(f"--episodes must be >= 1, got {episodes}")
     count = episodes or resolved.runner.eval_episodes
     chosen = resolve_device(spec.device)
+    if gif and not os.environ.get("DISPLAY"):  # headless: MuJoCo renders through EGL where it can (before it loads)
+        os.environ.setdefault("MUJOCO_GL", "egl")
     torch.set_num_threads(resolved.runner.threads)  # the run's numerics
     try:
         task = envs.make(spec.task, resolved.task)
@@ -145,7 +153,8 @@ def replay(run_dir: str | Path, episodes: int | None = None, gif: bool = False, 
         returns = np.asarray(evaluation.returns[0]) if evaluation.returns.ndim == 2 else np.asarray([score])
     finally:
         task.close()
-    return Replay(returns, score, task.score_kind, meta.get("final_score"), frames)
+    saved = meta.get("final_score") if count == resolved.runner.eval_episodes else None
+    return Replay(returns, score, task.score_kind, saved, frames)
 
 
 def gif_frames(task, actor: PopulationActor, seeds: Sequence[int]) -> list[np.ndarray]:
