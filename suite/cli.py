@@ -157,7 +157,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 def run_spec_from(args: argparse.Namespace) -> tuple[RunSpec, str, str | None]:
     """The spec, output folder and log of ``run``: defaults, then the --config file, then the flags."""
     spec, extra = run_file(args.config) if args.config else (None, {})
-    flags = {k: getattr(args, k) for k in SPEC_TYPES if k != "settings" and getattr(args, k, None) is not None}
+    flags = {k: getattr(args, k) for k in SPEC_TYPES if getattr(args, k, None) is not None}
     if spec is None:
         if "task" not in flags:
             raise UsageError("run needs --task (or a --config file that names a task)")
