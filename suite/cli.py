@@ -1,4 +1,4 @@
-"""``evoboard``: list, run, bench, leaderboard, resume.
+"""``evoboard``: list, run, bench, leaderboard, resume, replay, suite show, report.
 
 Bad input (unknown name, impossible value, malformed ``--set``, unusable path) exits 2
 with one line saying what is wrong and what would be valid: no traceback, nothing written.
@@ -7,9 +7,14 @@ with one line saying what is wrong and what would be valid: no traceback, nothin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import envs
 from agents.algorithms import ALGORITHMS
@@ -19,13 +24,18 @@ from evoboard.errors import RunFailed, UsageError, WriteFailed
 from suite.allocator import keep_freed_memory
 from suite.board import leaderboard
 from suite.board.tables import AGGREGATE_SHOWN, render
+from suite.config import SPEC_TYPES, run_file
 from suite.progress import progress_reporter
 from suite.runner import Run
-from suite.settings import unknown_message
+from suite.setting_list import applicable, render_settings
+from suite.settings import plain, unknown_message
 from suite.spec import DEVICES, RunSpec, parse_sets, resolve
-from suite.suites import SUITES
+from suite.suites import SUITES, Suite, load_suite
+from suite.suites.files import check_suite
+from suite.tracking import LOGGERS, TensorBoardLog, compose, require
 
 EXIT_USAGE = 2
+LISTS = ["tasks", "encodings", "algorithms", "policies", "suites", "settings"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,49 +45,74 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunSpec) if f.default is not dataclasses.MISSING}
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """``run``'s flags; their defaults are None so a --config file can fill what was not given."""
+    d = RUN_DEFAULTS
+    p.add_argument("--config", metavar="FILE", help="a TOML run file with the same keys as these flags and --set")
+    p.add_argument("--task", help="task id (see `evoboard list tasks`); required, here or in --config")
+    p.add_argument("--encoding", help=f"genome-to-weights map (`evoboard list encodings`; default: {d['encoding']})")
+    p.add_argument("--algorithm", help=f"search algorithm (`evoboard list algorithms`; default: {d['algorithm']})")
+    p.add_argument("--policy", help="policy network (see `evoboard list policies`; default: the task's own)")
+    p.add_argument("--population", type=int, help=f"members per generation (default: {d['population']})")
+    p.add_argument("--generations", type=int, help=f"generations to run (default: {d['generations']})")
+    p.add_argument("--seed", type=int, help=f"seed of every random draw of the run (default: {d['seed']})")
+    p.add_argument("--out", help="output folder: leaderboard.csv and runs/ (default: results)")
+    p.add_argument("--device", choices=DEVICES, help="torch device; auto: cuda where torch sees it (default: auto)")
+    p.add_argument("--backend", help="where members are evaluated: local, processes (all cores), ray (default: local)")
+    p.add_argument("--log", choices=LOGGERS, help="also log each generation's history row (default: none)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a component setting, repeatable (see `evoboard list settings`)")  # fmt: skip
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="evoboard", description="Neuroevolution benchmark suite.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    shown = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
 
-    p = sub.add_parser("list", help="list tasks, encodings, algorithms or suites")
-    p.add_argument("what", choices=["tasks", "encodings", "algorithms", "policies", "suites"])
+    p = sub.add_parser("list", help="list tasks, encodings, algorithms, policies, suites or settings", **shown)
+    p.add_argument("what", choices=LISTS, help="what to list")
+    p.add_argument("--task", help="settings: the task's keys, with its standard defaults")
+    p.add_argument("--encoding", default="dense", help="settings: the encoding's keys")
+    p.add_argument("--algorithm", default="ga", help="settings: the algorithm's keys")
+    p.add_argument("--policy", help="settings: the policy's keys (default: the task's own, else mlp)")
+    p.add_argument("--backend", default="local", help="settings: the backend's keys")
 
-    p = sub.add_parser("run", help="run one spec and append its leaderboard row")
-    p.add_argument("--task", required=True)
-    p.add_argument("--encoding", default="dense")
-    p.add_argument("--algorithm", default="ga")
-    p.add_argument("--policy", help="policy network (default: the task's own)")
-    p.add_argument("--population", type=int, default=32)
-    p.add_argument("--generations", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results")
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument(
-        "--backend",
-        default="local",
-        help="where members are evaluated: local (default), processes (every core of this machine) or ray",
-    )
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    _run_options(sub.add_parser("run", help="run one spec and append its leaderboard row"))
 
-    p = sub.add_parser("bench", help="run a named suite")
-    p.add_argument("suite")
-    p.add_argument("--out", default="results")
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p = sub.add_parser("bench", help="run a named suite or a suite file", **shown)
+    p.add_argument("suite", help="a suite name (see `evoboard list suites`) or a suite file (.toml)")
+    p.add_argument("--out", default="results", help="output folder")
+    p.add_argument("--seeds", type=int, default=1, help="every run once per seed 0..K-1")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="torch device; auto: cuda where torch sees it")
+    p.add_argument("--log", choices=LOGGERS, help="also log each generation's history row")
 
-    p = sub.add_parser("leaderboard", help="show the leaderboard")
-    p.add_argument("--out", default="results")
-    p.add_argument("--task")
-    p.add_argument("--encoding")
-    p.add_argument("--algorithm")
-    p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
+    p = sub.add_parser("leaderboard", help="show the leaderboard", **shown)
+    p.add_argument("--out", default="results", help="output folder holding leaderboard.csv")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--encoding", help="only this encoding")
+    p.add_argument("--algorithm", help="only this algorithm")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown"], help="output format")
     p.add_argument("--runs", action="store_true", help="one line per run instead of aggregates over seeds")
 
-    p = sub.add_parser("resume", help="continue a run from its folder")
-    p.add_argument("run_dir")
+    p = sub.add_parser("resume", help="continue a run from its folder", **shown)
+    p.add_argument("run_dir", help="a run folder, results/runs/<run_id>")
+    p.add_argument("--log", choices=LOGGERS, help="also log each generation's history row")
 
-    p = sub.add_parser("report", help="plots and a Markdown report of a run folder or an output folder")
-    p.add_argument("path")
+    p = sub.add_parser("replay", help="play a finished run's elite on its held-out episodes", **shown)
+    p.add_argument("run_dir", help="a finished run folder, results/runs/<run_id>")
+    p.add_argument("--episodes", type=int, help="held-out episodes to play (default: the run's eval_episodes)")
+    p.add_argument("--gif", metavar="FILE", help="write the first episode as an animated GIF")
+    p.add_argument("--device", choices=DEVICES, help="torch device (default: the run's)")
+
+    p = sub.add_parser("suite", help="show a built-in suite as the TOML file a user can copy", **shown)
+    p.add_argument("action", choices=["show"], help="show: print the suite file")
+    p.add_argument("name", help="a built-in suite (see `evoboard list suites`)")
+
+    p = sub.add_parser("report", help="plots and a Markdown report of a run folder or an output folder", **shown)
+    p.add_argument("path", help="a run folder or an output folder")
     return parser
 
 
@@ -92,6 +127,17 @@ def check_writable(out: str) -> Path:
     return path
 
 
+def describe(cls: type) -> str:
+    """A component's one-line description: its docstring's first line, else its module's, without markup."""
+    doc = cls.__doc__ or ""
+    if doc.startswith(f"{cls.__name__}("):  # a dataclass's generated signature is no description
+        doc = ""
+    if not doc.strip():
+        doc = sys.modules[cls.__module__].__doc__ or ""
+    first = plain((doc.strip().splitlines() or [""])[0])
+    return re.sub(r"^--\w+ [\w-]+: ", "", first)  # "--algorithm adam: backprop ..." -> "backprop ..."
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     if args.what == "tasks":
         for task_id in envs.names():
@@ -100,32 +146,54 @@ def cmd_list(args: argparse.Namespace) -> None:
     elif args.what == "suites":
         for suite in SUITES.values():
             size = "procedure" if suite.procedure else f"{len(suite.specs)} runs"
-            print(f"{suite.name:16s} {size}: {suite.description}")
+            print(f"{suite.name:18s} {size}: {suite.description}")
+    elif args.what == "settings":
+        print(render_settings(applicable(args.task, args.encoding, args.algorithm, args.policy, args.backend)))
     else:
         registry = {"encodings": ENCODINGS, "algorithms": ALGORITHMS, "policies": POLICIES}[args.what]
         for name in registry.names():
-            doc = (registry.get(name).__doc__ or "").strip().splitlines()
-            print(f"{name:16s} {doc[0] if doc else ''}")
+            print(f"{name:16s} {describe(registry.get(name))}")
+
+
+def run_spec_from(args: argparse.Namespace) -> tuple[RunSpec, str, str | None]:
+    """The spec, output folder and log of ``run``: defaults, then the --config file, then the flags."""
+    spec, extra = run_file(args.config) if args.config else (None, {})
+    flags = {k: getattr(args, k) for k in SPEC_TYPES if getattr(args, k, None) is not None}
+    if spec is None:
+        if "task" not in flags:
+            raise UsageError("run needs --task (or a --config file that names a task)")
+        spec = RunSpec(**flags)
+    else:
+        spec = dataclasses.replace(spec, **flags)
+    spec = dataclasses.replace(spec, settings={**spec.settings, **parse_sets(args.sets)})
+    return spec, args.out or extra.get("out", "results"), args.log or extra.get("log")
+
+
+@contextmanager
+def reporting(label: str, log: str | None, folder) -> Iterator[Any]:
+    """The progress bar composed with the --log tracker, whose folder is ``folder()`` once the run has one."""
+    tracker = TensorBoardLog(folder) if log == "tensorboard" else None
+    try:
+        with progress_reporter(label) as bar:
+            yield compose(bar, tracker)
+    finally:
+        if tracker is not None:
+            tracker.close()
+
+
+def execute(run: Run, label: str, log: str | None) -> dict:
+    """Run to the end with the progress bar (and tracker) attached; returns the leaderboard row."""
+    with reporting(label, log, lambda: run.run_dir.path / "tensorboard") as reporter:
+        run.reporter = reporter
+        return run.run()
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    out = check_writable(args.out)
-    spec = RunSpec(
-        task=args.task,
-        encoding=args.encoding,
-        algorithm=args.algorithm,
-        policy=args.policy,
-        population=args.population,
-        generations=args.generations,
-        seed=args.seed,
-        device=args.device,
-        backend=args.backend,
-        settings=parse_sets(args.sets),
-    )
+    spec, out_name, log = run_spec_from(args)
+    require(log)
+    out = check_writable(out_name)
     resolved = resolve(spec)
-    with progress_reporter(f"{spec.task} {spec.encoding}/{spec.algorithm} s{spec.seed}") as reporter:
-        row = Run(resolved, out, reporter).run()
-    print_row(row)
+    print_row(execute(Run(resolved, out), f"{spec.task} {spec.encoding}/{spec.algorithm} s{spec.seed}", log))
 
 
 def print_row(row: dict) -> None:
@@ -137,26 +205,45 @@ def print_row(row: dict) -> None:
     )
 
 
+def bench_suite(name: str) -> Suite:
+    """A built-in suite by name, or a suite file by path (its keys checked)."""
+    if name in SUITES:
+        return SUITES[name]
+    if name.endswith(".toml") or Path(name).is_file():
+        suite = load_suite(name)
+        check_suite(suite)
+        return suite
+    raise UsageError(unknown_message("suite", name, SUITES) + " (or a suite file, NAME.toml)")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
-    if args.suite not in SUITES:
-        raise UsageError(unknown_message("suite", args.suite, SUITES))
+    suite = bench_suite(args.suite)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    require(args.log)
     out = check_writable(args.out)
-    if SUITES[args.suite].procedure is not None:
-        SUITES[args.suite].procedure(str(out), args.seeds, args.device)
+    if suite.procedure is not None:
+        suite.procedure(str(out), args.seeds, args.device)
         return
-    specs = SUITES[args.suite].for_seeds(args.seeds)
+    specs = suite.for_seeds(args.seeds)
     resolved = [resolve(RunSpec(**{**vars(s), "device": args.device})) for s in specs]  # all checked first
     run_ids = []
     for i, spec in enumerate(resolved, 1):
         label = f"[{i}/{len(resolved)}] {spec.spec.task} {spec.spec.encoding}/{spec.spec.algorithm} s{spec.spec.seed}"
-        with progress_reporter(label) as reporter:
-            row = Run(spec, out, reporter).run()
+        row = execute(Run(spec, out), label, args.log)
         print_row(row)
         run_ids.append(row["run_id"])
     table = leaderboard.read(out)
     print(render(leaderboard.ranked(table[table["run_id"].isin(run_ids)]), "table"))
+
+
+def cmd_suite(args: argparse.Namespace) -> None:
+    if args.name not in SUITES:
+        raise UsageError(unknown_message("suite", args.name, SUITES))
+    suite = SUITES[args.name]
+    if suite.source is None:
+        raise UsageError(f"suite {args.name} is a procedure (Python, suite/suites/builtin.py): it has no suite file")
+    print(suite.source.read_text(), end="")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -174,11 +261,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    run = Run.resume(args.run_dir)
-    with progress_reporter(f"resume {Path(args.run_dir).name}") as reporter:
-        run.reporter = reporter
-        row = run.run()
-    print_row(row)
+    require(args.log)
+    print_row(execute(Run.resume(args.run_dir), f"resume {Path(args.run_dir).name}", args.log))
+
+
+def cmd_replay(args: argparse.Namespace) -> None:
+    """Print the elite's held-out returns and score; write the GIF when asked."""
+    from suite.replay import imageio, replay, write_gif  # gymnasium's renderers load only for a replay
+
+    gif = check_writable(str(Path(args.gif).parent)) / Path(args.gif).name if args.gif else None
+    if gif is not None:
+        imageio()  # a missing package is named before the episodes are played
+    result = replay(args.run_dir, args.episodes, gif is not None, args.device)
+    returns = ", ".join(f"{r:.6g}" for r in result.returns)
+    print(f"returns over {len(result.returns)} held-out episodes: {returns}")
+    saved = "" if result.saved_score is None else f" (the run's final_score: {result.saved_score:.6g})"
+    print(f"{result.score_kind} {result.score:.6g}{saved}")
+    if gif is not None:
+        print(f"{write_gif(gif, result.frames)}: {len(result.frames)} frames of the first held-out episode")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -193,6 +293,8 @@ COMMANDS = {
     "bench": cmd_bench,
     "leaderboard": cmd_leaderboard,
     "resume": cmd_resume,
+    "replay": cmd_replay,
+    "suite": cmd_suite,
     "report": cmd_report,
 }
 

@@ -8,8 +8,11 @@ did-you-mean), converted to its declared type and validated by the component's o
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import textwrap
 import types
 import typing
 from typing import Any, TypeVar
@@ -97,3 +100,64 @@ def parse_value(key: str, value: Any, annotation: Any) -> Any:
     if annotation is str:
         return str(value)
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One ``--set`` key as ``list settings`` shows it."""
+
+    key: str
+    owner: str
+    type: str
+    default: Any
+    doc: str
+
+
+def plain(text: str) -> str:
+    """Docstring text on one line, without reStructuredText markup (````x```` -> x)."""
+    return " ".join(text.replace("``", "").replace("`", "").split())
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of dataclass ``cls`` (and its bases), by field name."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in zip(body, body[1:], strict=False):  # a field, then the string under it
+            named = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            if named and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                docs[node.target.id] = plain(str(after.value.value))
+    return docs
+
+
+def describe_options(cls: type, owner: str, defaults: dict[str, Any] | None = None) -> list[Setting]:
+    """Every field of ``cls`` as a Setting; ``defaults`` (a task's standard budget) replace declared ones."""
+    docs, overrides = field_docs(cls), defaults or {}
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name in overrides:
+            default = overrides[f.name]
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        out.append(Setting(f.name, owner, kind, default, docs.get(f.name, "")))
+    return out
+
+
+def show_value(value: Any) -> str:
+    """A default as a user writes it after ``--set KEY=``: unset, true, 64,64."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(show_value(v) for v in value) or "(empty)"
+    return str(value)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from suite.board.leaderboard import COLUMNS
-from suite.cli import main
-from tests.conftest import run_cli
+from suite.cli import build_parser, main
+from tests.conftest import REPO, run_cli
 
 RUN = ["run", "--task", "CartPole-v1", "--population", "4", "--generations", "1", "--set", "max_steps=20"]
 
@@ -157,3 +157,53 @@ def test_leaderboard_formats(out_dir, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 2 + 2  # header, rule, one line per run
     assert main(["leaderboard", "--out", str(out_dir), "--format", "csv", "--task", "Pendulum-v1"]) == 0
     assert capsys.readouterr().out.strip().startswith("task,encoding,algorithm,policy,score_kind,n,mean,iqm")
+
+
+def test_list_settings_for_ga_shows_truncation_with_its_default_and_doc(capsys):
+    assert main(["list", "settings", "--algorithm", "ga"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.strip().startswith("truncation"))
+    assert "int | None = unset" in line and "Parents kept each generation (top T)" in line
+    assert "algorithm ga:" in out and "sigma" in out and "eval_episodes" in out
+
+
+def test_list_settings_of_a_task_shows_its_standard_budget(capsys):
+    assert main(["list", "settings", "--task", "HalfCheetah-v5", "--encoding", "lowrank"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.split()[:4] == ["max_steps", "int", "|", "None"] and "= 1000" in line for line in out.splitlines())
+    assert "encoding lowrank:" in out and "rank" in out
+
+
+def test_list_settings_of_an_unknown_component_exits_2(capsys):
+    assert main(["list", "settings", "--encoding", "lowrnak"]) == 2
+    assert "did you mean 'lowrank'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("what", ["encodings", "algorithms", "policies"])
+def test_every_component_has_a_plain_description(what, capsys):
+    assert main(["list", what]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        name, _, description = line.partition(" ")
+        assert len(description.strip()) > 10 and "`" not in description, line
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "leaderboard", "resume", "replay", "list", "suite"])
+def test_help_gives_every_option_a_meaning_and_run_its_defaults(command, capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    assert all(action.help for action in sub._actions), command
+    if command == "run":
+        text = " ".join(sub.format_help().split())  # argparse wraps lines
+        assert "(default: 32)" in text and "(default: 10)" in text and "default: dense)" in text
+
+
+def test_readme_settings_table_is_the_generated_one():
+    from suite.setting_list import settings_markdown
+
+    table = settings_markdown()
+    readme = (REPO / "README.md").read_text()
+    header = table.splitlines()[0]
+    assert header in readme, "paste `python -m suite.setting_list` into README.md"
+    start = readme.index(header)
+    shown = readme[start:].split("\n\n")[0].strip()
+    assert shown == table

@@ -1,40 +1,14 @@
-"""Atari suites: the Atari-5 subset, Garbus & Pollack's four games, and a one-minute smoke run.
-
-Atari-5 (Aitchison et al. 2023, "Atari-5: Distilling the Arcade Learning Environment down
-to five games") predicts the 57-game median human-normalized score from five games.
-Garbus & Pollack 2025 evolved Nature CNNs with factorized mutations on Asteroids,
-Frostbite, Gravitar and Kangaroo. Every spec uses the task's Machado et al. 2018 settings
-and the Nature CNN; the full suites keep the standard 108k-frame episodes.
-"""
+"""The game lists of the Atari suites, read from their suite files (atari5.toml, garbus4.toml)."""
 
 from __future__ import annotations
 
-from suite.spec import RunSpec
-from suite.suites.registry import register_suite
+from suite.suites.registry import SUITES
 
-ATARI5 = ("BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert")
-GARBUS4 = ("Asteroids", "Frostbite", "Gravitar", "Kangaroo")
 
-register_suite(
-    "atari5",
-    "dense GA, Nature CNN, on the Atari-5 games (Aitchison et al. 2023), 108k-frame episodes",
-    [RunSpec(f"ALE/{game}-v5", population=32, generations=10) for game in ATARI5],
-)
-register_suite(
-    "garbus4",
-    "dense GA, Nature CNN, on Asteroids, Frostbite, Gravitar, Kangaroo (Garbus & Pollack 2025)",
-    [RunSpec(f"ALE/{game}-v5", population=32, generations=10) for game in GARBUS4],
-)
-register_suite(
-    "atari-smoke",
-    "about a minute of tiny GA runs on Pong and Breakout at 2,000 frames an episode (checks the Atari install)",
-    [
-        RunSpec(
-            f"ALE/{game}-v5",
-            population=4,
-            generations=2,
-            settings={"max_frames": 2000, "elite_candidates": 2, "elite_episodes": 1, "eval_episodes": 2},
-        )
-        for game in ("Pong", "Breakout")
-    ],
-)
+def games(suite: str) -> tuple[str, ...]:
+    """The games of a built-in Atari suite, e.g. ("Pong", ...) for ALE/Pong-v5."""
+    return tuple(spec.task.removeprefix("ALE/").removesuffix("-v5") for spec in SUITES[suite].specs)
+
+
+ATARI5 = games("atari5")
+GARBUS4 = games("garbus4")

@@ -1,11 +1,13 @@
-"""The built-in suites: smoke and control runs, and the studies and speed benchmarks run as procedures."""
+"""The built-in suites that are procedures, not lists of runs: the studies and the speed benchmarks.
+
+The built-in lists of runs are suite files beside this module (``*.toml``), read like a user's.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from evoboard import lazy
-from suite.spec import RunSpec
 from suite.suites.registry import register_suite
 
 
@@ -19,23 +21,6 @@ def _throughput(out: str, seeds: int, device: str) -> object:
     return lazy.load("suite.speed.throughput:run")(Path(out), device=chosen.type)
 
 
-register_suite(
-    "smoke",
-    "a minute of tiny GA runs on CartPole, Pendulum and HalfCheetah (checks an install)",
-    [
-        RunSpec("CartPole-v1", population=16, generations=5),
-        RunSpec("Pendulum-v1", population=16, generations=3),
-        RunSpec("HalfCheetah-v5", population=8, generations=2, settings={"max_steps": 200}),
-    ],
-)
-register_suite(
-    "control",
-    "dense GA on five MuJoCo tasks at the standard 1000-step budget",
-    [
-        RunSpec(task, population=64, generations=20)
-        for task in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5")
-    ],
-)
 register_suite(
     "lottery",
     "SNES lottery tickets on digits and CartPole: SNR vs magnitude vs random pruning (a few minutes)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from suite.spec import RunSpec
 
@@ -21,6 +22,8 @@ class Suite:
     specs: tuple[RunSpec, ...]
     procedure: Procedure | None = None
     """Runs instead of ``specs`` when set (e.g. the lottery-ticket rounds, each round depending on the last)."""
+    source: Path | None = None
+    """The suite file it was read from (``evoboard suite show`` prints it); None for a procedure."""
 
     def for_seeds(self, seeds: int) -> list[RunSpec]:
         """Every spec once per seed 0..seeds-1."""
@@ -32,3 +35,8 @@ SUITES: dict[str, Suite] = {}
 
 def register_suite(name: str, description: str, specs: list[RunSpec], procedure: Procedure | None = None) -> None:
     SUITES[name] = Suite(name, description, tuple(specs), procedure)
+
+
+def add_suite(suite: Suite) -> None:
+    """Register a suite read from a file."""
+    SUITES[suite.name] = suite

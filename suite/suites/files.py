@@ -1,0 +1,91 @@
+"""Suite files: the TOML form of a suite, the same for the built-ins and a user's own.
+
+A suite file names its runs; ``evoboard bench FILE --seeds K`` runs each once per seed::
+
+    description = "dense vs lowrank on CartPole"
+    [defaults]                         # keys every run starts from (optional)
+    population = 16
+    generations = 5
+    [[runs]]                           # run keys: evoboard run's flags and --set keys
+    task = "CartPole-v1"
+    grid = { encoding = ["dense", "lowrank"] }   # one run per combination (optional)
+    [[baselines]]                      # run on every task of the runs (optional)
+    algorithm = "rso"
+
+Seeds come from ``--seeds`` and the device from ``--device``, so runs set neither.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from evoboard.errors import UsageError
+from suite.config import SPEC_TYPES, check_keys, read_toml, spec_from_table
+from suite.spec import RunSpec
+from suite.suites.registry import Suite
+
+RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
+TOP_KEYS = ("name", "description", "defaults", "runs", "baselines")
+FOLDER = Path(__file__).resolve().parent
+"""Where the built-in suite files live (shipped as package data)."""
+
+
+def _tables(data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    tables = data.get(key, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise UsageError(f"{where}: {key} must be an array of tables ([[{key}]])")
+    return tables
+
+
+def _expand(table: dict[str, Any], defaults: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """One table per combination of its ``grid`` values, each over ``defaults``."""
+    table = {**defaults, **table}
+    grid = table.pop("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise UsageError(f'{where}: grid must be a table of non-empty lists, e.g. grid = {{ encoding = ["dense"] }}')
+    return [{**table, **dict(zip(grid, combo, strict=True))} for combo in itertools.product(*grid.values())]
+
+
+def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None = None) -> Suite:
+    """A Suite from a parsed suite file; structure only (names and settings: ``check_suite``)."""
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        from suite.settings import unknown_message
+
+        raise UsageError(f"{where}: " + unknown_message("top-level key", unknown[0], TOP_KEYS))
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise UsageError(f"{where}: defaults must be a table ([defaults])")
+    specs: list[RunSpec] = []
+    for i, table in enumerate(_tables(data, "runs", where)):
+        for run in _expand(table, defaults, f"{where} runs[{i}]"):
+            specs.append(spec_from_table(run, f"{where} runs[{i}]", RUN_KEYS))
+    if not specs:
+        raise UsageError(f"{where} has no runs (add a [[runs]] table with a task)")
+    tasks = list(dict.fromkeys(s.task for s in specs))
+    for i, table in enumerate(_tables(data, "baselines", where)):
+        for task in [table["task"]] if "task" in table else tasks:
+            for run in _expand({**table, "task": task}, defaults, f"{where} baselines[{i}]"):
+                specs.append(spec_from_table(run, f"{where} baselines[{i}]", RUN_KEYS))
+    description = data.get("description", f"{len(specs)} runs from {where}")
+    return Suite(data.get("name", name), str(description), tuple(specs), source=source)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """A suite file (its name defaults to the file's stem)."""
+    path = Path(path)
+    return parse_suite(read_toml(path), path.stem, str(path), path)
+
+
+def check_suite(suite: Suite) -> None:
+    """Every run's keys against its components, with a did-you-mean (before any run starts)."""
+    where = str(suite.source or suite.name)
+    for spec in suite.specs:
+        check_keys(spec, where, RUN_KEYS)
+
+
+def builtin_files() -> list[Path]:
+    """The built-in suite files, by name."""
+    return sorted(FOLDER.glob("*.toml"))
