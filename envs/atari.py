@@ -34,6 +34,7 @@ from envs.atari_scores import REFERENCE_SCORES, human_normalized
 from envs.base import Act, EpisodeOptions, Evaluation, Task
 from envs.episodes import EpisodeBook
 from envs.slots import run_jobs
+from evoboard.options import bounded
 
 TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
 """ROMs that ale-py registers no ``-v5`` id for: they have no single-player mode."""
@@ -44,21 +45,21 @@ SEED_MODULUS = 2**31  # ALE seeds are C ints; evoboard's episode seeds are 32-bi
 class AtariOptions(EpisodeOptions):
     """Episode budget plus the ALE settings of Machado et al. 2018 (all recorded in the spec)."""
 
-    max_steps: int | None = 27_000
+    max_steps: int | None = bounded(27_000, ge=1)
     """Env steps per episode at most: 27,000 steps x frameskip 4 = 108k frames (30 minutes of play)."""
-    max_frames: int | None = None
+    max_frames: int | None = bounded(None, ge=1)
     """Emulator frames per episode at most; when set, max_steps becomes max_frames // frameskip."""
-    sticky_actions: float = 0.25
+    sticky_actions: float = bounded(0.25, ge=0, le=1)
     """Probability that the emulator repeats the previous action instead of the new one (Machado et al. 2018)."""
     full_action_space: bool = False
     """All 18 joystick actions instead of the game's minimal set (Machado et al. 2018 use all 18)."""
-    noop_max: int = 30
+    noop_max: int = bounded(30, ge=0)
     """Up to this many no-op frames after each reset, a random number from the episode seed (Mnih et al. 2015)."""
-    frameskip: int = 4
+    frameskip: int = bounded(4, ge=1)
     """Emulator frames per env step: the action repeats and the rewards add up."""
-    frame_stack: int = 4
+    frame_stack: int = bounded(4, ge=1)
     """Grey frames stacked into one observation."""
-    screen_size: int = 84
+    screen_size: int = bounded(84, ge=1)
     """Observation height and width in pixels (grey)."""
     maxpool: bool = True
     """Max over the last two frames of a step, so flickering sprites stay visible."""
@@ -68,22 +69,13 @@ class AtariOptions(EpisodeOptions):
     """End the episode at the first life lost; off: game over ends it (Machado et al. 2018)."""
     reward_clipping: bool = False
     """Clip rewards to [-1, 1] (a DQN training device); off so fitness and scores are game points."""
-    env_threads: int | None = None
+    env_threads: int | None = bounded(None, ge=1)
     """Env steps in flight at once (each slot has one C++ worker); default: every running slot."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_frames is not None and self.max_frames < self.frameskip:
             raise ValueError(f"max_frames must be >= frameskip ({self.frameskip}), got {self.max_frames}")
-        if not 0.0 <= self.sticky_actions <= 1.0:
-            raise ValueError(f"sticky_actions must be in [0, 1], got {self.sticky_actions}")
-        for name in ("frameskip", "frame_stack", "screen_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.noop_max < 0:
-            raise ValueError(f"noop_max must be >= 0, got {self.noop_max}")
-        if self.env_threads is not None and self.env_threads < 1:
-            raise ValueError(f"env_threads must be >= 1, got {self.env_threads}")
 
     @property
     def step_budget(self) -> int:
