@@ -17,20 +17,17 @@ import torch
 
 from agents.layers import LayerSpec, PopulationParams, conv2d, linear
 from agents.policies import POLICIES, ActionHead, Policy
+from evoboard.options import Checked, bounded
 
 CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))  # (channels out, kernel, stride), Mnih et al. 2015
 
 
 @dataclass
-class CNNOptions:
+class CNNOptions(Checked):
     """Settings of the Nature-DQN CNN policy."""
 
-    cnn_hidden: int = 512
+    cnn_hidden: int = bounded(512, ge=1)
     """Width of the fully connected layer after the convolutions (512 in Mnih et al. 2015; 256 is cheaper)."""
-
-    def __post_init__(self) -> None:
-        if self.cnn_hidden < 1:
-            raise ValueError(f"cnn_hidden must be >= 1, got {self.cnn_hidden}")
 
 
 @POLICIES.register("nature_cnn")

@@ -19,6 +19,7 @@ import torch
 
 from agents.layers import LayerSpec, PopulationParams, linear
 from agents.registry import Registry
+from evoboard.options import Checked
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -93,7 +94,7 @@ class ActionHead:
 
 
 @dataclass
-class MLPOptions:
+class MLPOptions(Checked):
     """Settings of the MLP policy."""
 
     hidden: tuple[int, ...] = (64, 64)
@@ -102,6 +103,7 @@ class MLPOptions:
     """Hidden activation: tanh or relu."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.hidden = tuple(self.hidden)
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")

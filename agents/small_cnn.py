@@ -17,16 +17,18 @@ import torch
 
 from agents.layers import LayerSpec, PopulationParams, conv2d, linear
 from agents.policies import POLICIES, Policy
+from evoboard.options import Checked
 
 
 @dataclass
-class SmallCNNOptions:
+class SmallCNNOptions(Checked):
     """Settings of the small CNN classifier."""
 
     cnn_channels: tuple[int, ...] = (8, 16)
     """Channels of the 3x3 convolutions, one entry per convolution."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.cnn_channels = tuple(self.cnn_channels)
         if not self.cnn_channels or any(c < 1 for c in self.cnn_channels):
             raise ValueError(f"cnn_channels must be one or more widths >= 1, got {self.cnn_channels}")

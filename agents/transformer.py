@@ -24,23 +24,22 @@ import torch.nn.functional as F
 
 from agents.layers import LayerSpec, PopulationParams, embedding, layer_norm, linear
 from agents.policies import POLICIES, Policy
+from evoboard.options import Checked, bounded
 
 
 @dataclass
-class CharTransformerOptions:
+class CharTransformerOptions(Checked):
     """Sizes of the character transformer (its context length is the task's ``context``)."""
 
-    n_layer: int = 2
+    n_layer: int = bounded(2, ge=1)
     """Transformer blocks."""
-    n_embd: int = 64
+    n_embd: int = bounded(64, ge=1)
     """Residual stream width C."""
-    n_head: int = 4
+    n_head: int = bounded(4, ge=1)
     """Attention heads; must divide n_embd."""
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_embd", "n_head"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.n_embd % self.n_head:
             raise ValueError(f"n_head ({self.n_head}) must divide n_embd ({self.n_embd})")
 

@@ -11,8 +11,8 @@ worker thread each). ale-py 0.12.1's multi-env vectorizer steps every sub-env on
 call (``send`` takes exactly ``num_envs`` actions), so a member whose episode ended would
 keep emulating; one vectorizer per slot lets exactly the running slots step: send to all
 of them, then receive from all, so the emulators still run side by side in C++. A slot
-whose job ended takes the next pending job with an explicit seeded reset; the NEXT_STEP
-autoreset never fires, and no reset frame is ever counted. Measured here: as many env
+whose job ended takes the next pending job with an explicit seeded reset (``envs.slots``);
+the NEXT_STEP autoreset never fires, and no reset frame is ever counted. Measured here: as many env
 steps/s as one 8- or 32-env vectorizer with 2 threads.
 """
 
@@ -22,7 +22,6 @@ import functools
 import importlib.util
 import json
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from envs.atari_scores import REFERENCE_SCORES, human_normalized
-from envs.base import Act, EpisodeOptions, Evaluation, Task, valid_actions
+from envs.base import Act, EpisodeOptions, Evaluation, Task
 from envs.episodes import EpisodeBook
+from envs.slots import run_jobs
+from evoboard.options import bounded
 
 TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
 """ROMs that ale-py registers no ``-v5`` id for: they have no single-player mode."""
@@ -44,21 +45,21 @@ SEED_MODULUS = 2**31  # ALE seeds are C ints; evoboard's episode seeds are 32-bi
 class AtariOptions(EpisodeOptions):
     """Episode budget plus the ALE settings of Machado et al. 2018 (all recorded in the spec)."""
 
-    max_steps: int | None = 27_000
+    max_steps: int | None = bounded(27_000, ge=1)
     """Env steps per episode at most: 27,000 steps x frameskip 4 = 108k frames (30 minutes of play)."""
-    max_frames: int | None = None
+    max_frames: int | None = bounded(None, ge=1)
     """Emulator frames per episode at most; when set, max_steps becomes max_frames // frameskip."""
-    sticky_actions: float = 0.25
+    sticky_actions: float = bounded(0.25, ge=0, le=1)
     """Probability that the emulator repeats the previous action instead of the new one (Machado et al. 2018)."""
     full_action_space: bool = False
     """All 18 joystick actions instead of the game's minimal set (Machado et al. 2018 use all 18)."""
-    noop_max: int = 30
+    noop_max: int = bounded(30, ge=0)
     """Up to this many no-op frames after each reset, a random number from the episode seed (Mnih et al. 2015)."""
-    frameskip: int = 4
+    frameskip: int = bounded(4, ge=1)
     """Emulator frames per env step: the action repeats and the rewards add up."""
-    frame_stack: int = 4
+    frame_stack: int = bounded(4, ge=1)
     """Grey frames stacked into one observation."""
-    screen_size: int = 84
+    screen_size: int = bounded(84, ge=1)
     """Observation height and width in pixels (grey)."""
     maxpool: bool = True
     """Max over the last two frames of a step, so flickering sprites stay visible."""
@@ -68,22 +69,13 @@ class AtariOptions(EpisodeOptions):
     """End the episode at the first life lost; off: game over ends it (Machado et al. 2018)."""
     reward_clipping: bool = False
     """Clip rewards to [-1, 1] (a DQN training device); off so fitness and scores are game points."""
-    env_threads: int | None = None
+    env_threads: int | None = bounded(None, ge=1)
     """Env steps in flight at once (each slot has one C++ worker); default: every running slot."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_frames is not None and self.max_frames < self.frameskip:
             raise ValueError(f"max_frames must be >= frameskip ({self.frameskip}), got {self.max_frames}")
-        if not 0.0 <= self.sticky_actions <= 1.0:
-            raise ValueError(f"sticky_actions must be in [0, 1], got {self.sticky_actions}")
-        for name in ("frameskip", "frame_stack", "screen_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.noop_max < 0:
-            raise ValueError(f"noop_max must be >= 0, got {self.noop_max}")
-        if self.env_threads is not None and self.env_threads < 1:
-            raise ValueError(f"env_threads must be >= 1, got {self.env_threads}")
 
     @property
     def step_budget(self) -> int:
@@ -201,7 +193,7 @@ class AtariTask(Task):
         for done in started:
             done.result()
 
-    def _step(self, active: np.ndarray, actions: np.ndarray, obs, rewards, ended) -> None:
+    def _step(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> None:
         """Step exactly the ``active`` slots, at most ``env_threads`` in flight; write obs in place."""
         window = self.options.env_threads or len(active)
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(-1)  # (A,)
@@ -223,45 +215,28 @@ class AtariTask(Task):
         book = EpisodeBook(members, seeds, self.options, self.max_steps, elite_trace)
         slots = min(book.jobs, self.options.max_envs)
         obs = np.empty((slots, *self.observation_space.shape), dtype=np.uint8)  # (slots, stack, H, W)
-        slot_job = np.arange(slots)  # job each slot runs; -1 when idle
-        t0 = time.perf_counter()
-        self._reset(range(slots), [book.seed(j) for j in range(slots)], obs)  # makes the slots it lacks
-        t_reset = time.perf_counter() - t0
-        next_job = slots
-        active = np.arange(slots)
         rewards = np.zeros(slots)
         ended = np.zeros(slots, dtype=bool)
-        t_policy = t_env = 0.0
-        while len(active):
-            jobs = slot_job[active]
-            t0 = time.perf_counter()
-            actions = np.asarray(act(book.member(jobs), obs[active]))  # (A,)
-            t1 = time.perf_counter()
-            valid = valid_actions(self.action_space, actions)
+
+        def reset_slots(refill: list[int], seeds: list[int]) -> None:
+            self._reset(refill, seeds, obs)  # makes the slots it lacks
+
+        def step_slots(active: list[int], jobs: np.ndarray, actions: np.ndarray, valid: np.ndarray):
+            n = len(active)
+            actions = np.asarray(actions)  # (A,)
             if valid.all():
                 self._step(active, actions, obs, rewards, ended)
-            else:  # a member with non-finite output fails alone; its emulator does not step
-                for k in np.flatnonzero(~valid):
-                    book.fail(int(jobs[k]), f"invalid action {actions[k]!r} (non-finite network output?)")
-                ok = np.flatnonzero(valid)
-                sub_rewards, sub_ended = np.zeros(len(ok)), np.zeros(len(ok), dtype=bool)
-                self._step(active[ok], actions[ok], obs, sub_rewards, sub_ended)
-                rewards[: len(active)], ended[: len(active)] = 0.0, True
-                rewards[ok], ended[ok] = sub_rewards, sub_ended
-            t_policy, t_env = t_policy + t1 - t0, t_env + time.perf_counter() - t1
-            over = book.update(jobs, rewards[: len(active)], ended[: len(active)])
-            if over.any():
-                freed = active[over]
-                refill = freed[: max(0, book.jobs - next_job)]  # backfill freed slots with pending jobs
-                slot_job[freed] = -1
-                slot_job[refill] = np.arange(next_job, next_job + len(refill))
-                t0 = time.perf_counter()
-                self._reset(refill, [book.seed(j) for j in slot_job[refill]], obs)
-                t_reset += time.perf_counter() - t0
-                next_job += len(refill)
-                active = np.flatnonzero(slot_job >= 0)
+                return rewards[:n], ended[:n]
+            ok = np.flatnonzero(valid)  # a member with an invalid action is not stepped
+            sub_rewards, sub_ended = np.zeros(len(ok)), np.zeros(len(ok), dtype=bool)
+            self._step(np.asarray(active)[ok].tolist(), actions[ok], obs, sub_rewards, sub_ended)
+            rewards[:n], ended[:n] = 0.0, True
+            rewards[ok], ended[ok] = sub_rewards, sub_ended
+            return rewards[:n], ended[:n]
+
+        timings = run_jobs(book, slots, act, self.action_space, obs, reset_slots, step_slots)
         result = book.result(self.frames_per_step)
-        result.timings.update(policy=t_policy, env=t_env, reset=t_reset)
+        result.timings.update(timings)
         return result
 
     def score(self, returns: np.ndarray) -> float:

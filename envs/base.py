@@ -14,6 +14,8 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 
+from evoboard.options import Checked, bounded
+
 Act = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(member index per row (A,), observations (A, ...)) -> actions (A, ...)."""
 
@@ -29,31 +31,19 @@ def valid_actions(space: gym.Space, actions: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class EpisodeOptions:
+class EpisodeOptions(Checked):
     """Episode budget and early-termination rules; every task family has these."""
 
-    episodes: int = 1
+    episodes: int = bounded(1, ge=1)
     """Episodes per member per generation (fitness is their mean return)."""
-    max_steps: int | None = None
+    max_steps: int | None = bounded(None, ge=1)
     """Env steps per episode at most; default: the task's own time limit."""
-    patience: int | None = None
+    patience: int | None = bounded(None, ge=1)
     """Cut an episode after this many steps in a row without positive reward (off when unset)."""
-    elite_margin: float | None = None
+    elite_margin: float | None = bounded(None, ge=0, finite=True)
     """Cut an episode whose running return falls this far below the last elite's at the same step (off when unset)."""
-    max_envs: int = 256
+    max_envs: int = bounded(256, ge=1)
     """Environments stepped side by side; further (member, episode) jobs wait and take freed slots."""
-
-    def __post_init__(self) -> None:
-        if self.episodes < 1:
-            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
-        if self.elite_margin is not None and not 0 <= self.elite_margin < float("inf"):
-            raise ValueError(f"elite_margin must be >= 0 and finite, got {self.elite_margin}")
-        if self.max_envs < 1:
-            raise ValueError(f"max_envs must be >= 1, got {self.max_envs}")
 
 
 @dataclass

@@ -25,12 +25,13 @@ import torch.nn.functional as F
 
 from envs.base import Act, Evaluation, Task
 from envs.corpora import CORPORA, load_text, split
+from evoboard.options import Checked, bounded
 
 LN2 = math.log(2.0)
 
 
 @dataclass
-class CharLMOptions:
+class CharLMOptions(Checked):
     """Corpus, window and budget settings of the character-level LM tasks."""
 
     corpus: str = "pydoc"
@@ -41,31 +42,25 @@ class CharLMOptions:
     """Where shakespeare downloads from (default: the char-rnn copy on GitHub); file:// URLs work."""
     corpus_cache: str | None = None
     """Folder for downloaded corpora (default: $XDG_CACHE_HOME/evoboard or ~/.cache/evoboard)."""
-    context: int = 64
+    context: int = bounded(64, ge=1)
     """Characters per window: the model's context length and the positions scored per window."""
-    batch_windows: int = 32
+    batch_windows: int = bounded(32, ge=1)
     """Training windows per minibatch; every member is scored on the same ones."""
-    episodes: int = 1
+    episodes: int = bounded(1, ge=1)
     """Minibatches per member per evaluation, one per episode seed; fitness is their mean."""
-    val_fraction: float = 0.1
+    val_fraction: float = bounded(0.1, gt=0, lt=1)
     """Fraction of the corpus (its end) held out for validation."""
-    val_windows: int = 256
+    val_windows: int = bounded(256, ge=1)
     """Validation windows, evenly spaced over the held-out part, for the final bits per character."""
-    members_per_forward: int | None = None
+    members_per_forward: int | None = bounded(None, ge=1)
     """Members run in one batched forward (bounds peak memory); default: all at once."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.corpus not in CORPORA:
             raise ValueError(f"unknown corpus {self.corpus!r}; valid: {', '.join(CORPORA)}")
         if self.corpus == "pydoc" and self.corpus_path is not None:
             raise ValueError("corpus_path does not apply to charlm/pydoc; use charlm/file --set corpus_path=PATH")
-        for name in ("context", "batch_windows", "episodes", "val_windows"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.members_per_forward is not None and self.members_per_forward < 1:
-            raise ValueError(f"members_per_forward must be >= 1, got {self.members_per_forward}")
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

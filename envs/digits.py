@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from envs.base import Act, Evaluation, Task
+from evoboard.options import Checked, bounded
 
 SPLIT_SEED = 20_240_806  # fixed: the split never depends on a run's seed
 CLASSES = 10
@@ -33,22 +34,15 @@ PIXELS = 64
 
 
 @dataclass
-class DigitsOptions:
+class DigitsOptions(Checked):
     """Minibatch and split settings of the digits task."""
 
-    batch_size: int = 128
+    batch_size: int = bounded(128, ge=1)
     """Training images per minibatch; every member is scored on the same ones."""
-    episodes: int = 1
+    episodes: int = bounded(1, ge=1)
     """Minibatches per member per evaluation, one per episode seed; fitness is their mean."""
-    test_fraction: float = 0.2
+    test_fraction: float = bounded(0.2, gt=0, lt=1)
     """Fraction of the 1,797 images held out (fixed permutation) for the final test accuracy."""
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "episodes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 def digits_split(test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -1,30 +1,28 @@
 """Any gymnasium env as a population task, one env per job (spaces adapted by ``envs.spaces``).
 
 Gymnasium's vector envs step every sub-env on every call, so a member whose episode ended
-would keep stepping (EvoTorch's VecGymNE took 6-11x more CartPole steps than it counted,
-measured here). This task keeps a pool of plain envs and steps only the slots that hold a
-running job; a slot whose job ended takes the next pending (member, episode) job with an
-explicit seeded reset, so no reset step is ever counted as a frame. The per-slot loop is
-the same Python loop gymnasium's SyncVectorEnv runs (sync beats async on 2 cores).
+would keep stepping. This task keeps a pool of plain envs and steps only the slots that hold
+a running job; ``envs.slots`` schedules them (a freed slot takes the next pending job with a
+seeded reset). The per-slot step is the same Python loop gymnasium's SyncVectorEnv runs (sync
+beats async on 2 cores).
 
 A CartPole episode of a random member lasts about ten steps of ~8 us, so the loop's own
-cost per step matters as much as the env's: it works on Python lists, rebuilds the
-active set only when an episode ends, and steps the bare env under ``gym.make``'s
-pass-through wrappers (see ``direct_env``).
+cost per step matters as much as the env's: it works on Python lists and steps the bare
+env under ``gym.make``'s pass-through wrappers (see ``direct_env``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
-from envs.base import Act, EpisodeOptions, Evaluation, Task, valid_actions
+from envs.base import Act, EpisodeOptions, Evaluation, Task
 from envs.episodes import EpisodeBook
 from envs.quiet import quiet_mujoco
+from envs.slots import run_jobs
 from envs.spaces import adapt_observations, check_actions
 
 
@@ -93,46 +91,30 @@ class GymTask(Task):
         book = EpisodeBook(members, seeds, self.options, self.max_steps, elite_trace)
         envs = self._pool(min(book.jobs, self.options.max_envs))
         step, discrete = [env.step for env in envs], self._discrete
-        slot_job = list(range(len(envs)))  # job each slot runs; -1 once none is left for it
-        obs = np.array([env.reset(seed=book.seed(j))[0] for env, j in zip(envs, slot_job, strict=True)], np.float32)
-        next_job = len(envs)
-        active = list(slot_job)  # slots holding a running job, in slot order
-        rows, jobs = np.array(active), np.array(slot_job)  # the same as arrays: obs rows, job ids
-        member = book.member(jobs)
-        t_policy = t_env = 0.0
-        while active:
-            t0 = time.perf_counter()
-            actions = act(member, obs[rows])
-            t1 = time.perf_counter()
-            valid = valid_actions(self.action_space, actions).tolist()
+        obs = np.empty((len(envs), *self.observation_space.shape), dtype=np.float32)  # (slots, ...)
+
+        def reset_slots(slots: list[int], seeds: list[int]) -> None:
+            for slot, seed in zip(slots, seeds, strict=True):
+                obs[slot] = envs[slot].reset(seed=seed)[0]
+
+        def step_slots(active: list[int], jobs: np.ndarray, actions: np.ndarray, valid: np.ndarray):
+            ok = valid.tolist()
             acts = actions.tolist() if discrete else actions  # Discrete: Python numbers, made ints below
             rewards, ended = [0.0] * len(active), [True] * len(active)  # a step not taken: job over, no reward
             for k, slot in enumerate(active):
-                if not valid[k]:
-                    book.fail(slot_job[slot], f"invalid action {actions[k]!r} (non-finite network output?)")
+                if not ok[k]:
                     continue
                 try:
                     o, r, terminated, truncated, _ = step[slot](int(acts[k]) if discrete else acts[k])
                     obs[slot], rewards[k], ended[k] = o, float(r), bool(terminated or truncated)
                 except Exception as err:  # an env fault ends this member's episode, not the generation
-                    book.fail(slot_job[slot], f"{type(err).__name__}: {err}")
+                    book.fail(int(jobs[k]), f"{type(err).__name__}: {err}")
                     rewards[k], ended[k] = 0.0, True
-            t_policy, t_env = t_policy + t1 - t0, t_env + time.perf_counter() - t1
-            over = book.update(jobs, np.array(rewards), np.array(ended))
-            if over.any():
-                for k in np.flatnonzero(over).tolist():
-                    slot = active[k]
-                    if next_job < book.jobs:  # backfill the freed slot with a pending job
-                        slot_job[slot] = next_job
-                        obs[slot] = envs[slot].reset(seed=book.seed(next_job))[0]
-                        next_job += 1
-                    else:
-                        slot_job[slot] = -1
-                active = [slot for slot in active if slot_job[slot] >= 0]
-                rows, jobs = np.array(active, dtype=np.int64), np.array([slot_job[s] for s in active], dtype=np.int64)
-                member = book.member(jobs)
+            return np.array(rewards), np.array(ended)
+
+        timings = run_jobs(book, len(envs), act, self.action_space, obs, reset_slots, step_slots)
         result = book.result(self.frames_per_step)
-        result.timings.update(policy=t_policy, env=t_env)
+        result.timings.update(timings)
         return result
 
     def close(self) -> None:

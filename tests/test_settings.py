@@ -6,9 +6,21 @@ import pytest
 
 import envs
 from agents.algorithms import ALGORITHMS
+from agents.cnn import CNNOptions
 from agents.encodings import ENCODINGS
-from agents.policies import POLICIES
+from agents.encodings.dense import DenseOptions
+from agents.encodings.lowrank import LowRankOptions
+from agents.encodings.lowrank_perturb import LowRankPerturbOptions
+from agents.encodings.sparse import SparseOptions
+from agents.policies import POLICIES, MLPOptions
+from agents.small_cnn import SmallCNNOptions
+from agents.transformer import CharTransformerOptions
+from envs.atari import AtariOptions
+from envs.base import EpisodeOptions
+from envs.charlm import CharLMOptions
+from envs.digits import DigitsOptions
 from evoboard.errors import UsageError
+from evoboard.options import Checked
 from suite.settings import option_names, parse_value
 from suite.spec import RunnerOptions, RunSpec, parse_sets, resolve
 
@@ -71,3 +83,33 @@ def test_parse_sets_needs_key_and_value():
     assert parse_sets(["a=1", "b = x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(UsageError, match="KEY=VALUE"):
         parse_sets(["sigma"])
+
+
+BOUND_CASES = [
+    (EpisodeOptions, {"episodes": 0}, "episodes must be >= 1, got 0"),
+    (EpisodeOptions, {"elite_margin": float("inf")}, "elite_margin must be >= 0 and finite, got inf"),
+    (AtariOptions, {"max_steps": 0}, "max_steps must be >= 1, got 0"),  # an overridden default keeps its bound
+    (AtariOptions, {"sticky_actions": 1.5}, "sticky_actions must be >= 0 and <= 1, got 1.5"),
+    (AtariOptions, {"max_frames": 3}, "max_frames must be >= frameskip (4), got 3"),
+    (CharLMOptions, {"val_fraction": 1.0}, "val_fraction must be > 0 and < 1, got 1.0"),
+    (DigitsOptions, {"batch_size": 0}, "batch_size must be >= 1, got 0"),
+    (CNNOptions, {"cnn_hidden": 0}, "cnn_hidden must be >= 1, got 0"),
+    (CharTransformerOptions, {"n_head": 3}, "n_head (3) must divide n_embd (64)"),
+    (CharTransformerOptions, {"n_head": 0}, "n_head must be >= 1, got 0"),
+    (SmallCNNOptions, {"cnn_channels": (8, 0)}, "cnn_channels must be one or more widths >= 1, got (8, 0)"),
+    (MLPOptions, {"hidden": (4, 0)}, "hidden widths must be >= 1, got (4, 0)"),
+    (DenseOptions, {"sigma": float("nan")}, "sigma must be > 0 and finite, got nan"),
+    (LowRankOptions, {"conv_rank": 0}, "conv_rank must be >= 1, got 0"),
+    (LowRankPerturbOptions, {"shared_min": -1}, "shared_min must be >= 0, got -1"),
+    (SparseOptions, {"density": 1.5}, "density must be > 0 and <= 1, got 1.5"),
+    (SparseOptions, {"sparse_sigma": 0.0}, "sparse_sigma must be > 0, got 0.0"),
+]
+
+
+@pytest.mark.parametrize("cls, values, message", BOUND_CASES, ids=lambda c: getattr(c, "__name__", None))
+def test_every_options_class_refuses_out_of_bound_values_with_one_line(cls, values, message):
+    assert issubclass(cls, Checked)
+    with pytest.raises(ValueError) as err:
+        cls(**values)
+    assert str(err.value) == message
+    cls()  # the defaults are inside every bound

@@ -11,18 +11,15 @@ from dataclasses import dataclass
 import torch
 
 from agents.encodings.base import SeedChainEncoding
+from evoboard.options import Checked, bounded
 
 
 @dataclass
-class DenseOptions:
+class DenseOptions(Checked):
     """Settings of the dense encoding."""
 
-    sigma: float = 0.02
+    sigma: float = bounded(0.02, gt=0, finite=True)
     """Mutation standard deviation, the same for every parameter."""
-
-    def __post_init__(self) -> None:
-        if not 0 < self.sigma < float("inf"):
-            raise ValueError(f"sigma must be > 0 and finite, got {self.sigma}")
 
 
 class DenseEncoding(SeedChainEncoding):

@@ -31,36 +31,31 @@ from agents.layers import (
     dense_form,
     member_conv,
 )
+from evoboard.options import Checked, bounded
 
 FACTORIZABLE = ("linear", "conv2d", "embedding")
 
 
 @dataclass
-class LowRankOptions:
+class LowRankOptions(Checked):
     """Settings of the factorized low-rank encoding."""
 
-    rank: int = 4
+    rank: int = bounded(4, ge=1)
     """Rank r of factorized linear weights W = U V^T."""
-    conv_rank: int | None = None
+    conv_rank: int | None = bounded(None, ge=1)
     """Rank of factorized conv kernels, seen as (out, in*k*k) matrices; default: rank."""
-    embedding_rank: int | None = None
+    embedding_rank: int | None = bounded(None, ge=1)
     """Rank of factorized embedding tables (vocab, width); default: rank."""
     factorize: tuple[str, ...] = ()
     """Layers to factorize, by name; empty: every linear, conv and embedding layer whose factors are smaller."""
-    factor_sigma: float = 0.1
+    factor_sigma: float = bounded(0.1, gt=0)
     """Mutation std of U and V relative to their init std (Garbus & Pollack: sqrt(0.01))."""
-    plain_sigma: float = 0.01
+    plain_sigma: float = bounded(0.01, gt=0)
     """Mutation std of biases and unfactorized weights relative to the layer's init weight std."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.factorize = tuple(self.factorize)
-        for key in ("rank", "conv_rank", "embedding_rank"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        for key in ("factor_sigma", "plain_sigma"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
 
     def rank_for(self, kind: str) -> int:
         """The rank this layer kind is factorized with."""

@@ -34,26 +34,19 @@ from agents.layers import (
     PopulationParams,
     member_conv,
 )
+from evoboard.options import Checked, bounded
 
 
 @dataclass
-class LowRankPerturbOptions:
+class LowRankPerturbOptions(Checked):
     """Settings of the low-rank perturbation encoding."""
 
-    perturb_rank: int = 4
+    perturb_rank: int = bounded(4, ge=1)
     """Rank r of each child's weight perturbation A B^T (per layer at most min(out, in))."""
-    perturb_sigma: float = 0.02
+    perturb_sigma: float = bounded(0.02, gt=0)
     """Mutation std per entry: sigma * A B^T / sqrt(r) for weights, dense N(0, sigma^2) for biases and norms."""
-    shared_min: int = 32768
+    shared_min: int = bounded(32768, ge=0)
     """Weights of at least this many entries share one matmul per parent (smaller: dense per member; 0: all)."""
-
-    def __post_init__(self) -> None:
-        if self.perturb_rank < 1:
-            raise ValueError(f"perturb_rank must be >= 1, got {self.perturb_rank}")
-        if not self.perturb_sigma > 0:
-            raise ValueError(f"perturb_sigma must be > 0, got {self.perturb_sigma}")
-        if self.shared_min < 0:
-            raise ValueError(f"shared_min must be >= 0, got {self.shared_min}")
 
 
 def low_rank_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

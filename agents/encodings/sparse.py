@@ -27,30 +27,29 @@ from dataclasses import dataclass
 import torch
 
 from agents.encodings.base import SeedChainEncoding
+from evoboard.options import Checked, bounded
 
 
 @dataclass
-class SparseOptions:
+class SparseOptions(Checked):
     """Settings of the sparse mutation encoding."""
 
-    density: float = 0.1
+    density: float = bounded(0.1, gt=0, le=1)
     """Fraction p of each layer's parameters a child mutates, 0 < p <= 1."""
     layer_density: tuple[str, ...] = ()
     """Per-layer densities as name:p pairs, e.g. fc0:0.05,fc2:0.5; other layers use density."""
-    sparse_sigma: float | None = None
+    sparse_sigma: float | None = bounded(None, gt=0)
     """Mutation std of each chosen entry; default 0.02 / sqrt(density), the dense encoding's expected norm."""
     disjoint: bool = False
     """Mask = part (seed mod parts) of a fixed per-layer partition: siblings with distinct residues never overlap."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.layer_density = tuple(self.layer_density)
-        check_density("density", self.density)
         for name, p in self.densities().items():
             check_density(f"density of layer {name!r}", p)
         if self.sparse_sigma is None:
-            self.sparse_sigma = 0.02 / math.sqrt(self.density)
-        if not self.sparse_sigma > 0:
-            raise ValueError(f"sparse_sigma must be > 0, got {self.sparse_sigma}")
+            self.sparse_sigma = 0.02 / math.sqrt(self.density)  # > 0, as density is
 
     def densities(self) -> dict[str, float]:
         """``layer_density`` as {layer name: p}."""
