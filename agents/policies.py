@@ -50,8 +50,15 @@ POLICIES: Registry[type[Policy]] = Registry("policy", "evoboard.policies")
 
 def greedy_actions(logits: torch.Tensor) -> torch.Tensor:
     """Argmax over the last dim; -1 (an action no env accepts) where a member's logits are not
-    finite, so the task fails that member alone."""
-    return torch.where(logits.isfinite().all(-1), logits.argmax(-1), -1)
+    finite, so the task fails that member alone.
+
+    A finite sum of all logits proves every one finite: one reduction instead of the per-row
+    check (~7 us of a ~120 us CartPole forward at P=64); a sum that overflows takes the full check.
+    """
+    picks = logits.argmax(-1)
+    if logits.device.type == "cpu" and bool(logits.sum().isfinite()):
+        return picks
+    return torch.where(logits.isfinite().all(-1), picks, -1)
 
 
 class ActionHead:
@@ -169,6 +176,11 @@ class PopulationActor:
     gathered parameters are worked out once per set and reused for every step until it
     changes (a CartPole episode of a random member is ~10 steps of ~100 us forwards, so a
     few microseconds of checks per call showed up).
+    A set of at least half the members that lasts switches from scattering to gathering once
+    its idle members' forwards would have cost what gathering costs (ski rental: never worse
+    than twice the better choice in hindsight). Measured on CartPole, dense P=64, one thread:
+    gathering 37 members costs ~117 us once, then ~76 us a step against ~125 us scattered;
+    every member's rows equal the full batch's bit for bit either way.
     Numpy in gives numpy out (env actions); a tensor in gives a tensor out.
     """
 
@@ -179,6 +191,7 @@ class PopulationActor:
         self._scatter = False  # True: run the full batch and pick their rows out
         self._full: torch.Tensor | None = None  # scatter: the full batch, idle members' rows zero
         self._active: PopulationParams | None = None  # gather: their parameters
+        self._scatters_left = 0  # scatter: calls of this set before it switches to gathering
 
     def _plan(self, members: np.ndarray) -> None:
         """Choose how to run ``members`` (int64, 1-D) and prepare what that needs."""
@@ -189,7 +202,10 @@ class PopulationActor:
             return
         self._index = torch.as_tensor(members, device=self.device)
         self._scatter = 2 * len(members) >= population and len(np.unique(members)) == len(members)
-        if not self._scatter:
+        if self._scatter:
+            # Gathering costs ~2 forwards of the active members; each scattered call, one of the idle ones.
+            self._scatters_left = -(-2 * len(members) // max(population - len(members), 1))
+        else:
             self._active = self.params.select(self._index)
 
     def __call__(self, members: np.ndarray, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -200,11 +216,14 @@ class PopulationActor:
         with torch.inference_mode():
             if self._index is None:
                 actions = self.policy.act(self.params, x)
-            elif self._scatter:
+            elif self._scatter and self._scatters_left > 0:
+                self._scatters_left -= 1
                 full = self._full
                 if full is None or full.shape[1:] != x.shape[1:] or full.dtype != x.dtype:
                     full = self._full = x.new_zeros((self.params.population, *x.shape[1:]))  # idle members see zeros
                 actions = self.policy.act(self.params, full.index_copy_(0, self._index, x))[self._index]
             else:
+                if self._active is None:  # a scattered set that lasted: gather it from now on
+                    self._active, self._full = self.params.select(self._index), None
                 actions = self.policy.act(self._active, x)
         return actions if isinstance(obs, torch.Tensor) else actions.cpu().numpy()

@@ -5,6 +5,8 @@ sticky actions (0.25), game over ends the episode, 108k frames at most, and (opt
 the full 18-action set; preprocessing is the DQN one (Mnih et al. 2015): frameskip 4 with
 a max over the last two frames, 84x84 grey, 4 frames stacked, up to 30 no-ops at reset.
 Rewards are NOT clipped: fitness and the human-normalized score are in game points.
+The final score is human-normalized only for runs whose settings follow the protocol stated
+in ``envs.atari_scores`` (a frame budget that truncates games gives ``score_kind=return``).
 
 Each (member, episode) job runs in its own one-env ``ale_py.AtariVectorEnv`` (one C++
 worker thread each). ale-py 0.12.1's multi-env vectorizer steps every sub-env on every
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.atari_scores import REFERENCE_SCORES, human_normalized
+from envs.atari_scores import REFERENCE_SCORES, human_normalized, normalization_blocker
 from envs.base import Act, EpisodeOptions, Evaluation, Task
 from envs.episodes import EpisodeBook
 from envs.slots import run_jobs
@@ -110,7 +112,8 @@ def task_ids() -> dict[str, str]:
 
 
 class AtariTask(Task):
-    """One Atari game as a population task; final score human-normalized where references exist."""
+    """One Atari game as a population task; its final score is human-normalized where the game
+    has reference scores and the settings follow their protocol (``envs.atari_scores``)."""
 
     Options = AtariOptions
     score_kind = "human_normalized"
@@ -127,8 +130,10 @@ class AtariTask(Task):
         if rom is None:
             raise ValueError(f"unknown Atari task {task_id!r}; ids look like ALE/Pong-v5")
         self.rom, self._vector_env = rom, AtariVectorEnv
-        if rom not in REFERENCE_SCORES:
-            self.score_kind = "return"  # no published random/human scores: raw return
+        # Why the final score is the raw mean return (None: human-normalized), from the settings alone.
+        self.raw_score_reason = "no reference scores" if rom not in REFERENCE_SCORES else normalization_blocker(options)
+        if self.raw_score_reason is not None:
+            self.score_kind = "return"  # known from the settings before the run: one kind per variant
         self.frames_per_step = options.frameskip
         self.max_steps = options.step_budget
         self._slots: list[Any] = []  # one single-env AtariVectorEnv per slot
@@ -239,8 +244,18 @@ class AtariTask(Task):
         result.timings.update(timings)
         return result
 
+    def final_score(self, act: Act, seeds: Sequence[int]) -> tuple[float, Evaluation]:
+        """The mean held-out return, human-normalized when the settings allow it (``score_kind``).
+
+        Per-episode check: a normalized score is only read from episodes that no rule cut.
+        """
+        evaluation = self.evaluate(act, 1, seeds)
+        if self.score_kind == "human_normalized" and evaluation.cut.any():
+            raise RuntimeError(f"{self.id}: a held-out episode was cut; its score cannot be human-normalized")
+        return self.score(evaluation.returns[0]), evaluation
+
     def score(self, returns: np.ndarray) -> float:
-        """Human-normalized mean return, (score - random) / (human - random); raw mean without references."""
+        """Mean return, human-normalized ((score - random) / (human - random)) when ``score_kind`` says so."""
         raw = float(np.mean(returns))
         return human_normalized(self.rom, raw) if self.score_kind == "human_normalized" else raw
 

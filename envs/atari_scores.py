@@ -1,4 +1,4 @@
-"""Reference random and human scores of the 57 Atari games, for human-normalized scores.
+"""Reference random and human scores of the 57 Atari games, and the protocol they are read under.
 
 A human-normalized score (score - random) / (human - random) is 0 for a uniform-random
 policy and 1 for the professional human tester, so games with very different point
@@ -8,9 +8,41 @@ whose random and human entries come from Mnih et al. 2015 and Wang et al. 2016
 ("Dueling network architectures") and are the ones Rainbow (Hessel et al. 2018) uses.
 Video Pinball's random score is 0.0 in that table; Mnih et al. 2015 list 16256.9.
 Keys are ale-py ROM ids (``battle_zone``); a game without an entry reports its raw return.
+
+The protocol (the one place evoboard states it; ``normalization_blocker`` enforces it).
+The literature compares normalized scores of whole games: game over ends the episode (no
+life-loss ends), rewards in game points (not clipped), at most 108,000 emulator frames (30
+minutes of play; 27,000 steps at frameskip 4, as Rainbow and Dopamine evaluate), and one of
+two ways to make the emulator stochastic:
+- ``machado``: sticky actions with probability 0.25 (Machado et al. 2018, "Revisiting the
+  Arcade Learning Environment"); **evoboard's defaults follow this one**, with the game's
+  minimal action set (Machado et al. recommend all 18; ``full_action_space=true``) and up
+  to 30 no-op frames at reset kept from the DQN setup;
+- ``dqn-noop``: no sticky actions, up to 30 no-op frames at reset (Mnih et al. 2015).
+A run whose settings leave both (a frame budget that truncates games, clipped rewards,
+life-loss ends, other sticky probabilities, ``patience`` cutting held-out episodes) reports
+``score_kind=return``: the mean raw return, never a normalized figure. The kind is decided
+from the settings before the run starts, so every row of one variant has the same kind.
+Where evoboard differs: the 108k-frame cap is the ALE's own (a game cut there counts as
+played to the end, as in those papers), and the final elite plays its held-out episodes
+without ``elite_margin`` (``Task.final_score`` passes no elite trace), so that rule does
+not disqualify a run.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # envs.atari imports this module
+    from envs.atari import AtariOptions
+
+PROTOCOL_FRAMES = 108_000
+"""Emulator frames per episode at most under the protocol (30 minutes at 60 Hz)."""
+PROTOCOLS: dict[str, str] = {
+    "machado": "sticky actions 0.25 (Machado et al. 2018)",
+    "dqn-noop": "sticky actions 0, up to 30 no-op frames at reset (Mnih et al. 2015)",
+}
+"""The evaluation protocols the reference scores are compared under (see the module docstring)."""
 
 # rom id: (random, human)
 REFERENCE_SCORES: dict[str, tuple[float, float]] = {
@@ -78,3 +110,29 @@ def human_normalized(rom: str, score: float) -> float:
     """(score - random) / (human - random) for ``rom``; KeyError if it has no reference scores."""
     random, human = REFERENCE_SCORES[rom]
     return (score - random) / (human - random)
+
+
+def protocol_of(options: AtariOptions) -> str | None:
+    """Which of ``PROTOCOLS`` the stochasticity settings follow; None if neither."""
+    if options.sticky_actions == 0.25:
+        return "machado"
+    if options.sticky_actions == 0.0 and options.noop_max == 30:
+        return "dqn-noop"
+    return None
+
+
+def normalization_blocker(options: AtariOptions) -> str | None:
+    """Why episodes played under ``options`` cannot be normalized against the reference
+    scores, in a phrase for the user; None when they follow a protocol of ``PROTOCOLS``."""
+    frames = options.step_budget * options.frameskip
+    if frames != PROTOCOL_FRAMES:
+        return f"episodes are capped at {frames:,} frames, not the protocol's {PROTOCOL_FRAMES:,}"
+    if options.reward_clipping:
+        return "rewards are clipped"
+    if options.episodic_life:
+        return "episodes end at the first life lost"
+    if options.patience is not None:
+        return "patience cuts held-out episodes"
+    if protocol_of(options) is None:
+        return f"sticky_actions={options.sticky_actions}, noop_max={options.noop_max} follow neither protocol"
+    return None

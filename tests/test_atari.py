@@ -14,8 +14,10 @@ from agents.cnn import NatureCNN
 from agents.encodings import make as make_encoding
 from agents.layers import PopulationParams, dense_form
 from envs.atari import TWO_PLAYER_ONLY, AtariOptions, AtariTask, game_name
-from envs.atari_scores import REFERENCE_SCORES, human_normalized
+from envs.atari_scores import PROTOCOL_FRAMES, REFERENCE_SCORES, human_normalized, normalization_blocker
+from envs.base import Evaluation
 from suite.board import leaderboard
+from suite.cli import main
 from suite.runner import run_spec
 from suite.spec import RunSpec
 from suite.suites import SUITES
@@ -69,15 +71,64 @@ def test_human_normalized_score_on_known_values():
 
 
 def test_task_score_is_human_normalized_or_raw_without_references():
-    pong = make("Pong", max_steps=10)
-    adventure = make("Adventure", max_steps=10)
+    pong, short = make("Pong"), make("Pong", max_steps=10)
+    adventure = make("Adventure")
     try:
-        assert pong.score_kind == "human_normalized"
+        assert pong.score_kind == "human_normalized" and pong.raw_score_reason is None
         assert pong.score(np.array([14.6, -20.7])) == pytest.approx(0.5)
+        assert short.score_kind == "return" and short.score(np.array([14.6, -20.7])) == pytest.approx(-3.05)
         assert adventure.score_kind == "return" and adventure.score(np.array([1.0, 2.0])) == 1.5
+        assert adventure.raw_score_reason == "no reference scores"
     finally:
-        pong.close()
-        adventure.close()
+        for task in (pong, short, adventure):
+            task.close()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # the defaults: Machado et al. 2018
+        {"full_action_space": True},
+        {"sticky_actions": 0.0},  # DQN no-op starts
+        {"max_frames": PROTOCOL_FRAMES},
+        {"frameskip": 3, "max_steps": PROTOCOL_FRAMES // 3},
+        {"elite_margin": 5.0},  # the final score passes no elite trace: held-out episodes are never cut by it
+        {"episodes": 3, "max_envs": 2},
+    ],
+)
+def test_settings_of_the_protocol_are_normalized(settings):
+    assert normalization_blocker(AtariOptions(**settings)) is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"max_frames": 2000}, "capped at 2,000 frames"),
+        ({"max_steps": 10}, "capped at 40 frames"),
+        ({"max_steps": 30_000}, "capped at 120,000 frames"),  # longer games than the references
+        ({"frameskip": 5}, "capped at 135,000 frames"),
+        ({"reward_clipping": True}, "clipped"),
+        ({"episodic_life": True}, "first life lost"),
+        ({"patience": 100}, "patience"),
+        ({"sticky_actions": 0.1}, "neither protocol"),
+        ({"sticky_actions": 0.0, "noop_max": 0}, "neither protocol"),
+    ],
+)
+def test_settings_off_the_protocol_give_raw_returns(settings, reason):
+    assert reason in normalization_blocker(AtariOptions(**settings))
+
+
+def test_a_cut_held_out_episode_is_never_normalized(monkeypatch):
+    task = make("Pong")
+    try:
+        cut = Evaluation(np.zeros(1), np.zeros((1, 2)), np.ones((1, 2), int), np.array([[False, True]]), 8, 4, 2)
+        monkeypatch.setattr(task, "evaluate", lambda act, members, seeds: cut)
+        with pytest.raises(RuntimeError, match="cut"):
+            task.final_score(None, [0, 1])
+        cut.cut[:] = False
+        assert task.final_score(None, [0, 1])[0] == pytest.approx(20.7 / 35.3)
+    finally:
+        task.close()
 
 
 def test_settings_follow_machado_and_reach_the_emulator():
@@ -257,8 +308,17 @@ def test_cnn_refuses_spaces_it_cannot_serve():
         NatureCNN.for_spaces(gym.spaces.Box(0, 255, (4, 20, 20), np.uint8), gym.spaces.Discrete(4))
 
 
+def test_a_run_with_a_frame_budget_writes_no_human_normalized_score(out_dir):
+    argv = ["run", "--task", "ALE/Pong-v5", "--population", "2", "--generations", "1", "--out", str(out_dir)]
+    settings = ["max_frames=2000", "eval_episodes=1", "elite_candidates=1", "elite_episodes=1", "cnn_hidden=16"]
+    assert main([*argv, *[a for kv in settings for a in ("--set", kv)]]) == 0
+    row = leaderboard.read(out_dir).iloc[0]
+    assert row["score_kind"] == "return" and -21 <= row["final_score"] <= 21
+    assert row["final_score"] == round(row["final_score"])  # Pong points, not (score + 20.7) / 35.3
+
+
 @pytest.mark.slow
-def test_pong_run_writes_a_human_normalized_leaderboard_row(out_dir):
+def test_pong_run_writes_a_raw_score_row(out_dir):
     spec = RunSpec(
         "ALE/Pong-v5",
         population=2,
@@ -268,10 +328,10 @@ def test_pong_run_writes_a_human_normalized_leaderboard_row(out_dir):
     )
     row = run_spec(spec, out_dir)
     board = leaderboard.read(out_dir)
-    assert len(board) == 1 and board.iloc[0]["score_kind"] == "human_normalized"
+    assert len(board) == 1 and board.iloc[0]["score_kind"] == "return"  # 200 frames truncate the games
     assert row["policy"] == "nature_cnn(256)" and row["task"] == "ALE/Pong-v5"
     raw = row["best_fitness"]
-    assert -21 <= raw <= 21 and np.isfinite(row["final_score"])
+    assert -21 <= raw <= 21 and -21 <= row["final_score"] <= 21
     assert row["frames"] == 4 * (2 * 50 + 1 * 50 + 1 * 50)  # generation, elite re-evaluation, final score
 
 

@@ -19,6 +19,7 @@ import envs
 from agents import PopulationActor, make_policy
 from agents.encodings import make as make_encoding
 from agents.encodings.base import noise
+from agents.policies import greedy_actions
 from envs import gym_task
 from envs.base import EpisodeOptions
 from envs.gym_task import GymTask, direct_env
@@ -115,6 +116,33 @@ def test_actor_plans_follow_every_change_of_the_active_set():
     for dtype in (np.float32, np.float64, np.float32):  # the same set, observations of another dtype
         obs = rng.normal(size=(5, 4)).astype(dtype)
         np.testing.assert_array_equal(actor(scatter, obs), fresh(scatter, obs))
+
+
+@pytest.mark.parametrize("encoding", ["dense", "lowrank-perturb"])
+def test_a_scattered_set_that_lasts_switches_to_gathering_bit_for_bit(encoding):
+    """Continuous actions, so every bit of the forward shows: scattered calls, then gathered ones."""
+    policy = make_policy("mlp", gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-2, 2, (1,)))
+    params = make_encoding(encoding, policy).decode([(0, 100 + s) for s in range(8)])
+    actor = PopulationActor(policy, params, torch.device("cpu"))
+    members = np.array([0, 2, 3, 5, 7])  # 5 of 8: scattered for ceil(2 * 5 / 3) = 4 calls
+    rng = np.random.default_rng(1)
+    ways = []
+    for _ in range(7):
+        obs = rng.normal(size=(5, 3)).astype(np.float32)
+        got = actor(members, obs)
+        ways.append("scatter" if actor._active is None else "gather")
+        want = policy.act(params.select(torch.as_tensor(members)), torch.as_tensor(obs)).numpy()
+        assert got.tobytes() == want.tobytes()
+        everyone = np.zeros((8, 3), dtype=np.float32)
+        everyone[members] = obs
+        assert got.tobytes() == policy.act(params, torch.as_tensor(everyone))[members].numpy().tobytes()
+    assert ways == ["scatter"] * 4 + ["gather"] * 3
+
+
+def test_greedy_actions_fail_exactly_the_non_finite_rows():
+    big = torch.tensor([[3e38, 2e38], [1.0, -1.0], [float("nan"), 0.0], [0.0, float("inf")], [-5.0, 7.0]])
+    assert greedy_actions(big).tolist() == [0, 0, -1, -1, 1]  # the first row's sum overflows: full check
+    assert greedy_actions(big[[1, 4]]).tolist() == [0, 1]
 
 
 def test_noise_rows_drawn_in_place_equal_noise_per_seed():
