@@ -14,6 +14,7 @@ env under ``gym.make``'s pass-through wrappers (see ``direct_env``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +22,7 @@ from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
 from envs.base import Act, EpisodeOptions, Evaluation, Task
 from envs.episodes import EpisodeBook
+from envs.normalizer import ObsNormalizer
 from envs.quiet import quiet_mujoco
 from envs.slots import run_jobs
 from envs.spaces import adapt_observations, check_actions
@@ -45,8 +47,18 @@ def direct_env(env: gym.Env, max_steps: int) -> gym.Env:
     return inner
 
 
+@dataclass
+class GymOptions(EpisodeOptions):
+    """Episode settings plus observation normalization."""
+
+    obs_norm: bool = False
+    """Normalize Box observations by running mean/std, updated after each generation (Salimans et al. 2017)."""
+
+
 class GymTask(Task):
     """A gymnasium id as a population task (classic control, MuJoCo v5, ...)."""
+
+    Options = GymOptions
 
     def __init__(self, task_id: str, options: EpisodeOptions):
         super().__init__(task_id, options)
@@ -61,6 +73,12 @@ class GymTask(Task):
             raise ValueError(f"task {task_id} has no time limit: set max_steps")
         self._add(probe)
         self._discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        self.normalizer: ObsNormalizer | None = None
+        """Running observation statistics (``obs_norm``): the runner updates and checkpoints them."""
+        if getattr(options, "obs_norm", False):
+            if not isinstance(self.observation_space, gym.spaces.Box):
+                raise ValueError(f"obs_norm needs Box observations; {task_id} has {self.observation_space}")
+            self.normalizer = ObsNormalizer(self.observation_space.shape)
 
     def _new_env(self) -> gym.Env:
         env = gym.make(self.id, max_episode_steps=self.options.max_steps, disable_env_checker=True)
@@ -89,6 +107,7 @@ class GymTask(Task):
         self, act: Act, members: int, seeds: Sequence[int], elite_trace: np.ndarray | None = None
     ) -> Evaluation:
         book = EpisodeBook(members, seeds, self.options, self.max_steps, elite_trace)
+        act = act if self.normalizer is None else self.normalizer.wrap(act)
         envs = self._pool(min(book.jobs, self.options.max_envs))
         step, discrete = [env.step for env in envs], self._discrete
         obs = np.empty((len(envs), *self.observation_space.shape), dtype=np.float32)  # (slots, ...)

@@ -146,6 +146,9 @@ def replay(run_dir: str | Path, episodes: int | None = None, gif: bool = False, 
     try:
         policy = make_policy(resolved.spec.policy, task.observation_space, task.action_space, resolved.policy)
         params, meta = elite_params(folder.path / "elite.safetensors", policy, chosen)
+        normalizer = getattr(task, "normalizer", None)
+        if normalizer is not None:  # the statistics the elite was scored with (obs_norm)
+            normalizer.load_state({k: torch.tensor(v, dtype=torch.float64) for k, v in meta["obs_norm"].items()})
         actor = PopulationActor(policy, params, chosen)
         seeds = episode_seeds(spec.seed, TEST, 0, count)
         frames = gif_frames(task, actor, seeds) if gif else []
@@ -161,8 +164,9 @@ def gif_frames(task, actor: PopulationActor, seeds: Sequence[int]) -> list[np.nd
     """The first held-out episode as frames; UsageError (before anything is written) if the task has none."""
     if isinstance(task, GymTask):
         env = render_env(task)
+        seen = actor if task.normalizer is None else task.normalizer.wrap(actor)
         try:
-            return rendered_episode(env, actor, seeds[0], isinstance(task.action_space, gym.spaces.Discrete))
+            return rendered_episode(env, seen, seeds[0], isinstance(task.action_space, gym.spaces.Discrete))
         finally:
             env.close()
     if image_observations(task):

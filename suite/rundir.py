@@ -1,9 +1,13 @@
-"""A run's folder: ``runs/<run_id>/`` with spec.json, history.csv and checkpoint.json.
+"""A run's folder: ``runs/<run_id>/`` with spec.json, history.csv, checkpoint.json and its state tensors.
 
 Every file is written atomically (temp file, then rename), so a run killed at any moment,
-even mid-write, leaves the previous complete version behind. The checkpoint is plain JSON
-(genomes are seed chains), so loading it never unpickles anything, and it carries SHA-256
-digests of its own content and of spec.json: an edited or corrupted file is refused.
+even mid-write, leaves the previous complete version behind. The checkpoint is small JSON
+(genomes are seed chains) carrying SHA-256 digests of its own content and of spec.json; large
+state (an ES mean, Adam moments, sigmas, normalizer statistics) goes in a safetensors file
+``state-<sha256[:16]>.safetensors`` beside it. The tensors file is written first, under its
+content's name, then the JSON that names it and its SHA-256; a reader checks the hash before
+parsing, and safetensors only ever copies raw bytes (nothing is unpickled). An edited, truncated
+or missing file is refused with one line.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from evoboard.errors import CheckpointError, WriteFailed
 from suite.atomic import write_atomic, writing
@@ -27,6 +32,13 @@ def write_json(path: Path, data: Any) -> None:
 
 def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """``tensors`` (moved to the CPU) as one safetensors blob."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
 
 
 class RunDir:
@@ -73,11 +85,29 @@ class RunDir:
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         write_csv(self.history_path, pd.DataFrame(rows))
 
-    def write_checkpoint(self, data: dict[str, Any]) -> None:
-        """Save ``data`` with digests of itself and of spec.json."""
-        write_json(
-            self.checkpoint_path, {"state": data, "sha256": digest(data), "spec_sha256": digest(self.read_spec())}
-        )
+    def write_checkpoint(self, data: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> int:
+        """Save ``data`` (and ``tensors``, by name) with digests of itself, the tensors and spec.json.
+
+        Returns the bytes written. The tensors file goes first; files of earlier checkpoints go
+        once the JSON naming the new one is in place.
+        """
+        written = 0
+        if tensors:
+            blob = tensor_bytes(tensors)
+            sha = hashlib.sha256(blob).hexdigest()
+            path = self.path / f"state-{sha[:16]}.safetensors"
+            if not path.exists():
+                write_atomic(path, lambda f: f.buffer.write(blob))
+            data = {**data, "tensors": {"file": path.name, "sha256": sha}}
+            written += len(blob)
+        text = json.dumps({"state": data, "sha256": digest(data), "spec_sha256": digest(self.read_spec())}, indent=1)
+        write_atomic(self.checkpoint_path, lambda f: f.write(text))
+        keep = data.get("tensors", {}).get("file")
+        for old in self.path.glob("state-*.safetensors"):
+            if old.name != keep:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+        return written + len(text)
 
     def read_spec(self) -> dict[str, Any]:
         return read_json(self.spec_path)
@@ -92,6 +122,25 @@ class RunDir:
         if saved.get("spec_sha256") != digest(self.read_spec()):
             raise CheckpointError(f"{self.spec_path} was changed after the run started; refusing to resume")
         return saved["state"]
+
+    def read_tensors(self, saved: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint's state names (on the CPU), hash-checked; {} for one without."""
+        named = saved.get("tensors")
+        if not named:
+            return {}
+        path = self.path / str(named.get("file"))
+        try:
+            blob = path.read_bytes()
+        except OSError as err:
+            raise CheckpointError(f"{path} is missing or unreadable ({err.strerror or err})") from None
+        if hashlib.sha256(blob).hexdigest() != named.get("sha256"):
+            raise CheckpointError(f"{path} fails its SHA-256 check (truncated, edited or corrupted)")
+        from safetensors.torch import load
+
+        try:
+            return load(blob)
+        except Exception as err:  # safetensors raises its own SafetensorError
+            raise CheckpointError(f"{path} is not a safetensors file ({str(err).splitlines()[0]})") from None
 
 
 def read_json(path: Path) -> Any:

@@ -3,6 +3,11 @@
 Every random draw follows from the spec's seed: the algorithm's RNG is seeded once, and
 episode seeds are derived from (seed, stream, generation), so the same spec on the same
 device gives the same history and leaderboard row, also after a resume.
+
+Time is counted honestly: a generation's ``wall_s`` runs from its ask to the end of its
+checkpoint (tell, crown, history and checkpoint writes included; ``t_checkpoint`` shows the
+writes apart, filled in once they are done), and the leaderboard's ``wall_s`` is the run's
+elapsed time from building it to its row, summed over resumed segments.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from suite.studies.ensembles import ChildEnsembles
 
 log = logging.getLogger("suite.runner")
 TRAIN, ELITE, TEST = 0, 1, 2  # episode-seed streams: never share an episode between them
-TIMING_COLUMNS = ["wall_s", "t_ask", "t_decode", "t_evaluate", "t_elite", "frames_per_s"]
+TIMING_COLUMNS = ["wall_s", "t_ask", "t_decode", "t_evaluate", "t_tell", "t_elite", "t_checkpoint", "frames_per_s"]
+NORMALIZER = "task.obs_norm."
+"""Prefix of the observation normalizer's statistics among a checkpoint's tensors."""
 
 
 def episode_seeds(seed: int, stream: int, generation: int, count: int) -> list[int]:
@@ -84,12 +91,18 @@ class Totals:
     frames_saved: int = 0
     member_forwards: int = 0
     wall_s: float = 0.0
+    """Seconds of the generations (and final scoring) counted so far."""
+    elapsed_s: float = 0.0
+    """Seconds of the run's earlier segments (before a resume), from build to their last checkpoint."""
+    checkpoint_bytes: int = 0
+    """Bytes the last checkpoint wrote (JSON and tensors)."""
 
 
 class Run:
     """One run of a resolved spec in ``out_dir``: built fully before anything is written."""
 
     def __init__(self, resolved: ResolvedSpec, out_dir: str | Path, reporter: Reporter | None = None):
+        self.built_at = time.perf_counter()
         self.resolved, self.spec = resolved, resolved.spec
         self.out_dir = Path(out_dir)
         self.reporter = reporter
@@ -111,6 +124,11 @@ class Run:
         try:  # what a direct trainer scores on; S0 child ensembles (--set ensemble=K); the backend last (workers)
             self.objective = self.algorithm.objective(self.task) if self.direct else None
             self.ensembles = ChildEnsembles(self.parts, resolved.runner.ensemble) if resolved.runner.ensemble else None
+            self.normalizer = getattr(self.task, "normalizer", None)
+            if self.normalizer is not None and self.spec.backend != "local":  # workers would keep their own stats
+                raise ValueError(
+                    f"obs_norm needs the local backend (its statistics live in this process), not {self.spec.backend}"
+                )
             self.backend = backend_class(self.spec.backend)(self.parts, resolved, resolved.backend)
         except (ValueError, ImportError) as err:
             self.task.close()
@@ -156,44 +174,48 @@ class Run:
         if ev.failed.any():
             log.warning("generation %d: %d members failed, fitness -inf (first: %s)", gen, ev.failed.sum(), ev.failure)
         fitness = finite_fitness(ev.fitness)  # failed members: -inf, as tell sees them
-        state = self.algorithm.tell(state, genomes, fitness)
         t3 = time.perf_counter()
+        state = self.algorithm.tell(state, genomes, fitness)
+        t4 = time.perf_counter()
         extra = []
         candidates = self.algorithm.candidates(state)
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
             extra = [self.backend.evaluate(candidates, state, seeds)[0]]
             state = self.algorithm.crown(state, candidates, extra[0].fitness)
-        t4 = time.perf_counter()
+        if self.normalizer is not None:  # this generation's observations move the next one's normalization
+            self.normalizer.update()
+        t5 = time.perf_counter()
 
         self.state = state
         if ev.best_trace is not None:
             self.elite_trace = ev.best_trace
-        times = {"t_ask": t1 - t0, "t_decode": t2 - t1, "t_evaluate": t3 - t2, "t_elite": t4 - t3}
+        times = {"t_ask": t1 - t0, "t_decode": t2 - t1, "t_evaluate": t3 - t2, "t_tell": t4 - t3, "t_elite": t5 - t4}
         ensemble = None
         if self.ensembles is not None:
             held_out = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
             ensemble = self.ensembles(self.run_dir.path, gen, genomes, fitness, parent, held_out)
-        return self.record(gen, fitness, state.best_fitness, [ev, *extra], times, ensemble)
+        return self.record(gen, t0, fitness, state.best_fitness, [ev, *extra], times, ensemble)
 
     def record(
         self,
         gen: int,
+        started: float,
         fitness: np.ndarray,
         elite_fitness: float,
         evaluations: list,
         times: dict,
         extra: dict | None = None,
     ) -> dict[str, Any]:
-        """Count generation ``gen``'s evaluations (the first is the population's), log its history row."""
-        main, wall = evaluations[0], sum(times.values())
+        """Count generation ``gen`` (begun at perf_counter ``started``; the first evaluation is the
+        population's), write its history row and checkpoint; the row's times include the writes."""
+        main, wall = evaluations[0], time.perf_counter() - started
         frames = sum(e.frames for e in evaluations)
         forwards = sum(e.member_forwards for e in evaluations)
         finite = fitness[np.isfinite(fitness)]
         self.totals.frames += frames
         self.totals.frames_saved += main.frames_saved
         self.totals.member_forwards += forwards
-        self.totals.wall_s += wall
         row = {
             "generation": gen,
             "best_fitness": float(fitness.max()),
@@ -209,12 +231,16 @@ class Run:
             "wall_s": wall,
             **times,
             **(extra or {}),  # ensemble columns (parent, best child, mean child, ensemble scores) when on
+            "t_checkpoint": 0.0,
             "frames_per_s": frames / max(wall, 1e-9),
         }
         self.history.append(row)
-        self.run_dir.write_history(self.history)
-        if not self.direct:  # a trained network's weights (and moments) are no seed chain: not checkpointed
-            self.run_dir.write_checkpoint(self.checkpoint())
+        t0 = time.perf_counter()
+        self.persist()
+        row["t_checkpoint"] = time.perf_counter() - t0  # on disk with the next write (and at the end)
+        row["wall_s"] = time.perf_counter() - started
+        row["frames_per_s"] = frames / max(row["wall_s"], 1e-9)
+        self.totals.wall_s += row["wall_s"]
         if self.reporter:
             self.reporter(row, self.spec.generations)
         return row
@@ -236,7 +262,7 @@ class Run:
             evaluations = [trainer.step(self.objective, seed) for seed in seeds]
             fitness = finite_fitness([float(e.fitness[0]) for e in evaluations])
             self.state = self.algorithm.advance(self.state, fitness)
-            self.record(gen, fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
+            self.record(gen, t0, fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
         return self.conclude(trainer.params(), ())[1]
 
     def finish(self) -> dict[str, Any]:
@@ -249,6 +275,8 @@ class Run:
         t0 = time.perf_counter()
         seeds = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
         score, final = self.task.final_score(PopulationActor(self.policy, params, self.device), seeds)
+        if self.normalizer is not None:  # held-out episodes never move the statistics
+            self.normalizer.discard()
         self.totals.frames += final.frames
         self.totals.member_forwards += final.member_forwards
         self.totals.wall_s += time.perf_counter() - t0
@@ -258,7 +286,7 @@ class Run:
         with writing(leaderboard.path_in(self.out_dir)):
             leaderboard.append(self.out_dir, row)  # once: a run_id already there is skipped
         self.save_elite(params, best, score)  # before "finished": a failed elite write resumes
-        self.run_dir.write_checkpoint({**self.checkpoint(), "finished": True})
+        self.persist(finished=True)  # history.csv again: its last row's t_checkpoint
         return score, row
 
     def save_elite(self, params, best: tuple[int, ...], score: float) -> None:
@@ -269,6 +297,8 @@ class Run:
                 "encoding": self.spec.encoding, "algorithm": self.spec.algorithm, "genome": genome,
                 "final_score": score, "score_kind": self.task.score_kind, "init": self.resolved.runner.init,
                 "layers": checkpoints.describe_layers(self.policy.layers)}  # fmt: skip
+        if self.normalizer is not None:  # what the elite saw: replay normalizes with the same statistics
+            meta["obs_norm"] = {k: v.tolist() for k, v in self.normalizer.state().items()}
         try:
             tensors = checkpoints.layer_tensors(self.policy.layers, params)
         except (AttributeError, TypeError, KeyError) as err:  # a plugin form without a dense materialize()
@@ -305,21 +335,40 @@ class Run:
             "frames": self.totals.frames,
             "frames_saved": self.totals.frames_saved,
             "member_forwards": self.totals.member_forwards,
-            "wall_s": round(self.totals.wall_s, 3),
-            "frames_per_s": round(self.totals.frames / max(self.totals.wall_s, 1e-9), 1),
+            "wall_s": round(self.elapsed(), 3),
+            "frames_per_s": round(self.totals.frames / max(self.elapsed(), 1e-9), 1),
             "config": self.resolved.config_json(),
         }
 
+    def elapsed(self) -> float:
+        """Seconds since this segment was built, plus the earlier segments' (a resumed run)."""
+        return self.totals.elapsed_s + time.perf_counter() - self.built_at
+
     # -- checkpoints ----------------------------------------------------------------------
-    def checkpoint(self) -> dict[str, Any]:
-        return {
+    def checkpoint(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The checkpoint's JSON and its tensors (the search state's, the normalizer's statistics)."""
+        algorithm, tensors = self.state.split()
+        if self.normalizer is not None:
+            tensors = {**tensors, **{NORMALIZER + k: v for k, v in self.normalizer.state().items()}}
+        totals = {**vars(self.totals), "elapsed_s": self.elapsed()}
+        data = {
             "generation": self.generation,
-            "algorithm": self.state.to_json(),
+            "algorithm": algorithm,
             "elite_trace": None if self.elite_trace is None else self.elite_trace.tolist(),
             "best_fitness": self.state.best_so_far,
-            "totals": vars(self.totals).copy(),
+            "totals": totals,
             "history": self.history,
         }
+        return data, tensors
+
+    def persist(self, finished: bool = False) -> None:
+        """Write history.csv, then the checkpoint (a direct trainer's weights are no seed chain: history only)."""
+        self.run_dir.write_history(self.history)
+        if self.direct and not finished:
+            return
+        data, tensors = self.checkpoint()
+        data = {**data, "finished": True} if finished else data
+        self.totals.checkpoint_bytes = self.run_dir.write_checkpoint(data, tensors)
 
     @classmethod
     def resume(cls, run_dir: str | Path, reporter: Reporter | None = None) -> Run:
@@ -341,13 +390,26 @@ class Run:
                 f"run {folder.path.name} already finished; its row is in {run.out_dir / 'leaderboard.csv'}"
             )
         if saved:
-            run.state = run.algorithm.state_from_json(saved["algorithm"])
-            if "best_so_far" not in saved["algorithm"]:  # a checkpoint from before the state kept it
-                run.state = dataclasses.replace(run.state, best_so_far=saved["best_fitness"])
-            run.elite_trace = None if saved["elite_trace"] is None else np.asarray(saved["elite_trace"])
-            run.totals = Totals(**saved["totals"])
-            run.history = saved["history"]
+            run.restore(saved, folder)
         return run
+
+    def restore(self, saved: dict[str, Any], folder: RunDir) -> None:
+        """Continue from a read checkpoint: search state, normalizer statistics, totals, history."""
+        try:
+            tensors = folder.read_tensors(saved)
+            own = {k: v for k, v in tensors.items() if not k.startswith(NORMALIZER)}
+            self.state = self.algorithm.state_from_json(saved["algorithm"], own)
+            if self.normalizer is not None:
+                self.normalizer.load_state(
+                    {k[len(NORMALIZER) :]: v for k, v in tensors.items() if k.startswith(NORMALIZER)}
+                )
+        except (CheckpointError, KeyError, TypeError, ValueError) as err:
+            raise UsageError(f"cannot resume {folder.path}: {err}") from None
+        if "best_so_far" not in saved["algorithm"]:  # a checkpoint from before the state kept it
+            self.state = dataclasses.replace(self.state, best_so_far=saved["best_fitness"])
+        self.elite_trace = None if saved["elite_trace"] is None else np.asarray(saved["elite_trace"])
+        self.totals = Totals(**saved["totals"])
+        self.history = saved["history"]
 
 
 def run_spec(spec: RunSpec, out_dir: str | Path = "results", reporter: Reporter | None = None) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def test_antithetic_pairs_are_exact_and_odd_population_adds_the_mean():
     keys, state = es.ask(state)
     assert [k[2] for k in keys] == [1, -1, 1, -1, 0] and keys[0][1] == keys[1][1] != keys[2][1]
     z = es.member_vectors(keys, state).double()  # (5, D)
-    mean = torch.tensor(state.mean)
+    mean = state.mean.double()
     assert torch.allclose(z[0] - mean, -(z[1] - mean), atol=1e-6)  # +eps and -eps of one seed
     assert torch.allclose((z[0] - mean).norm() / 0.1, es.direction(keys[0][1]).double().norm(), rtol=1e-4)
     assert torch.equal(z[4], mean.float().double())  # the mean member decodes to the mean
@@ -61,20 +61,60 @@ def test_gradient_of_a_linear_fitness_points_along_it():
     keys, state = es.ask(state)
     target = np.linspace(-1, 1, 10)
     z = es.member_vectors(keys, state).double().numpy()
-    g = es.gradient(keys, z @ target)
+    g = es.gradient(keys, z @ target).double().numpy()
     assert np.dot(g, target) / (np.linalg.norm(g) * np.linalg.norm(target)) > 0.9
+
+
+def reference_es_step(theta, m, v, t, keys, fitness, eps, o: ESOptions):
+    """Salimans et al.'s update by hand in float64 (es_distributed/es.py, optimizers.Adam):
+    g = sum_j (r_j+ - r_j-) eps_j / (2n), no sigma; Adam on -g + l2 * theta."""
+    ranks = np.empty(len(fitness))
+    ranks[np.argsort(fitness, kind="stable")] = np.arange(len(fitness))
+    ranks = ranks / (len(fitness) - 1) - 0.5
+    g = sum(ranks[2 * j] * eps[keys[2 * j][1]] - ranks[2 * j + 1] * eps[keys[2 * j][1]] for j in range(len(keys) // 2))
+    g = g / len(fitness)
+    step = -g + o.es_weight_decay * theta
+    m = o.es_beta1 * m + (1 - o.es_beta1) * step
+    v = o.es_beta2 * v + (1 - o.es_beta2) * step**2
+    a = o.es_lr * np.sqrt(1 - o.es_beta2**t) / (1 - o.es_beta1**t)
+    return theta - a * m / (np.sqrt(v) + 1e-8), m, v
+
+
+def test_openai_es_update_is_salimans_et_al_by_hand_and_reproducible():
+    options = ESOptions(es_sigma=0.1, es_lr=0.03, es_weight_decay=0.5)  # strong decay: the sigma bug shows
+    es = OpenAIES(6, options)
+    es.bind(tiny_encoding())
+    state = es.init(2)
+    theta, m, v = (state.mean.double().numpy(), np.zeros(10), np.zeros(10))
+    target = np.linspace(-1, 1, 10)
+    for t in range(1, 4):
+        keys, state = es.ask(state)
+        eps = {seed: es.direction(seed).double().numpy() for _, seed, _ in keys}
+        fitness = es.member_vectors(keys, state).double().numpy() @ target
+        theta, m, v = reference_es_step(theta, m, v, t, keys, fitness, eps, options)
+        state = es.tell(state, keys, fitness)
+        # The first moment is (1 - beta1) * (-g + l2 theta) summed over steps: exposes g's scale directly.
+        np.testing.assert_allclose(state.adam_m.double().numpy(), m, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(state.mean.double().numpy(), theta, rtol=1e-5, atol=1e-6)
+    again = OpenAIES(6, options)
+    again.bind(tiny_encoding())
+    other = again.init(2)
+    for _ in range(3):
+        keys, other = again.ask(other)
+        other = again.tell(other, keys, again.member_vectors(keys, other).double().numpy() @ target)
+    assert other == state  # same seed, same tensors bit for bit
 
 
 def run_quadratic(algorithm, generations: int) -> tuple[float, float]:
     """Maximise -||z - target||^2 directly on search vectors; returns the start and end distance."""
     state = algorithm.init(0)
     target = np.linspace(-0.5, 0.5, algorithm.encoding.search_dims)
-    start = np.linalg.norm(np.asarray(state.mean) - target)
+    start = np.linalg.norm(state.mean.double().numpy() - target)
     for _ in range(generations):
         keys, state = algorithm.ask(state)
         z = algorithm.member_vectors(keys, state).double().numpy()
         state = algorithm.tell(state, keys, -((z - target) ** 2).sum(1))
-    return start, np.linalg.norm(np.asarray(state.mean) - target)
+    return start, np.linalg.norm(state.mean.double().numpy() - target)
 
 
 @pytest.mark.parametrize(
@@ -128,8 +168,10 @@ def test_es_learns_digits_end_to_end_and_resumes_exactly(name, encoding, out_dir
     assert row["score_kind"] == "accuracy" and 0.1 < row["final_score"] <= 1
     saved = json.loads(json.dumps(run.state.to_json()))
     assert run.algorithm.state_from_json(saved) == run.state and len(saved["mean"]) == run.encoding.search_dims
+    data, tensors = run.state.split()  # the checkpoint's form: small JSON, tensors apart
+    assert run.algorithm.state_from_json(json.loads(json.dumps(data)), tensors) == run.state
     # The reported network is the mean: decoding best() gives exactly the state's mean.
     params = run.algorithm.decode(run.encoding, [run.algorithm.best(run.state)], run.state)
-    expected = run.encoding.to_params(torch.tensor([run.state.mean], dtype=torch.float32))
+    expected = run.encoding.to_params(run.state.mean[None])
     first = next(iter(expected))
     assert torch.equal(params[first].materialize().bias, expected[first].materialize().bias)

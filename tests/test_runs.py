@@ -103,7 +103,7 @@ def test_a_checkpoint_from_before_the_state_kept_the_best_so_far_resumes_to_the_
     run.run_dir.create(run.resolved.saved_spec())
     run.step()
     run.step()
-    old = run.checkpoint()
+    old, _ = run.checkpoint()
     del old["algorithm"]["best_so_far"]  # the format before: the run's best only at the top level
     run.run_dir.write_checkpoint(old)
     run.backend.close()

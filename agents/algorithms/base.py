@@ -12,18 +12,22 @@ A ``DirectTrainer`` (a gradient reference, RSO) improves one network in place th
 trainer object; the runner drives its ``trainer`` instead of ask/tell.
 
 State is a plain dataclass; genomes are ``tuple[int, ...]`` in memory and lists only in its
-JSON (the RNG is numpy's bit-generator state), so a checkpoint is a small JSON file and never
-needs unpickling.
+JSON (the RNG is numpy's bit-generator state). Large state (an ES mean, Adam moments, sigmas)
+is a torch tensor on the run's device, named in ``tensor_fields``: ``split`` gives the small
+JSON part and the tensors apart (a checkpoint keeps them in safetensors, never unpickled),
+``to_json`` the whole state as lists (portable, slow for large states).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from agents.encodings.base import MAX_SEED, Genome
 
@@ -57,23 +61,44 @@ class AlgorithmState:
 
     genome_lists: ClassVar[tuple[str, ...]] = ()
     """Fields holding lists of genomes: tuples in memory, lists in JSON."""
+    tensor_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields holding torch tensors: safetensors in a checkpoint, lists in ``to_json``."""
 
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+    def split(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The JSON-ready part (no tensor fields) and the tensors by field name."""
+        tensors = {key: getattr(self, key) for key in self.tensor_fields}
+        data = copy.deepcopy({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in tensors})
         data["best"] = None if self.best is None else list(self.best)
         for key in self.genome_lists:
             data[key] = [list(g) for g in data[key]]
-        return data
+        return data, tensors
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state JSON-ready, tensors as lists of floats."""
+        data, tensors = self.split()
+        return {**data, **{key: t.tolist() for key, t in tensors.items()}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AlgorithmState:
+    def from_json(cls, data: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> AlgorithmState:
+        """Inverse of ``split`` (``tensors`` given) or of ``to_json`` (tensor fields as lists in ``data``)."""
         data = dict(data)
         if data.get("best") is not None:
             data["best"] = tuple(data["best"])
         for key in cls.genome_lists:
             if key in data:
                 data[key] = [tuple(g) for g in data[key]]
+        for key in cls.tensor_fields:
+            if tensors is not None and key in tensors:
+                data[key] = tensors[key]
+            elif key in data:
+                data[key] = torch.tensor(data[key], dtype=torch.float32)
         return cls(**data)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        mine, theirs = self.split(), other.split()
+        return mine[0] == theirs[0] and all(torch.equal(t, theirs[1][k]) for k, t in mine[1].items())
 
 
 class Algorithm(ABC):
@@ -97,8 +122,9 @@ class Algorithm(ABC):
         best = max(state.best_so_far, float(np.max(fitness, initial=-np.inf)))
         return dataclasses.replace(state, generation=state.generation + 1, best_so_far=best)
 
-    def state_from_json(self, data: dict[str, Any]) -> AlgorithmState:
-        return self.State.from_json(data)
+    def state_from_json(self, data: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> AlgorithmState:
+        """A state from ``split``'s parts or ``to_json``'s lists; tensors on the run's device."""
+        return self.State.from_json(data, tensors)
 
 
 class SearchAlgorithm(Algorithm):

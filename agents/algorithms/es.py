@@ -3,17 +3,23 @@
 Salimans, Ho, Chen, Sidor & Sutskever 2017, "Evolution Strategies as a Scalable Alternative
 to Reinforcement Learning". Each generation draws n seeds; members are the mean plus and
 minus sigma times the noise of each seed (antithetic pairs), their fitness is replaced by
-centred ranks in [-0.5, 0.5], and the search gradient
-g = 1/(2n sigma) sum_j rank_j sign_j eps(seed_j) moves the mean through Adam, with an L2
-weight decay on the mean. An odd population adds the mean itself as its last member, so
-each generation also reports the fitness of the point being optimised.
+centred ranks in [-0.5, 0.5], and Adam minimises -g + l2 * theta with
+
+    g = 1/(2n) sum_j (rank_j+ - rank_j-) eps(seed_j)
+
+exactly as the authors' code does (openai/evolution-strategies-starter, es_distributed/es.py:
+``g, count = batched_weighted_sum(...)``; ``g /= returns_n2.size``;
+``optimizer.update(-g + config.l2coeff * theta)``): g is *not* divided by sigma, so the L2
+term keeps its weight against it; Adam's step normalises g's scale either way. An odd
+population adds the mean itself as its last member, so each generation also reports the
+fitness of the point being optimised.
 
 Members are not seed chains: a genome is the key (generation, seed, sign) and ``decode``
 builds mean + sign * sigma * eps(seed) in the encoding's search space. ``best`` is
-(generation, 0, 0), which decodes to the mean. The mean and the Adam moments live in the
-JSON state as lists. The noise eps is the encoding's own direction for a seed
-(``SeedChainEncoding.direction``): standard normal in the search vector for ``dense`` and
-``lowrank`` (whose search vector is the factors), rank-r noise A B^T / sqrt(r) for
+(generation, 0, 0), which decodes to the mean. The mean and the Adam moments are float32
+tensors on the encoding's device, and ``tell`` is tensor ops on them. The noise eps is the
+encoding's own direction for a seed (``SeedChainEncoding.direction``): standard normal in
+the search vector for ``dense`` and ``lowrank`` (whose search vector is the factors), rank-r noise A B^T / sqrt(r) for
 ``lowrank-perturb`` (EGGROLL, Sarkar et al. 2025: each entry has unit variance and entries
 are uncorrelated, so the same estimator holds). ``sparse`` mutations touch a seed-chosen
 subset with their own scale; that pairing is refused.
@@ -22,6 +28,7 @@ subset with their own scale; that pairing is refused.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -50,15 +57,16 @@ def antithetic_keys(generation: int, seeds: Sequence[int], with_mean: bool) -> l
     return keys + [(generation, 0, 0)] if with_mean else keys
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class MeanState(AlgorithmState):
-    """A search distribution's mean (and what moves it) as JSON-ready lists."""
+    """A search distribution's mean (D,) (and what moves it) as tensors on the run's device."""
 
     init_seed: int = 0
-    mean: list[float] = dataclasses.field(default_factory=list)
+    mean: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0))
     population: list[Genome] = dataclasses.field(default_factory=list)
 
     genome_lists = ("population",)
+    tensor_fields = ("mean",)
 
 
 class MeanSearch(VectorSearch):
@@ -87,16 +95,26 @@ class MeanSearch(VectorSearch):
             self._directions[seed] = self._bound().direction(seed)
         return self._directions[seed]
 
-    def directions(self, seeds: Sequence[int]) -> np.ndarray:
-        """eps of each seed as float64: (n, D); the cache keeps only these seeds."""
+    def directions(self, seeds: Sequence[int]) -> torch.Tensor:
+        """eps of each seed: (n, D) float32 on the device; the cache keeps only these seeds."""
         eps = [self.direction(s) for s in seeds]
         self._directions = dict(zip(seeds, eps, strict=True))
-        return torch.stack(eps).double().cpu().numpy()
+        return torch.stack(eps).float()
 
-    def initial_mean(self, seed: int) -> tuple[int, list[float]]:
-        """The init seed (the GA's first member for ``seed``) and the encoding's initial vector for it."""
+    def initial_mean(self, seed: int) -> tuple[int, torch.Tensor]:
+        """The init seed (the GA's first member for ``seed``) and the encoding's initial vector (D,) for it."""
         init_seed = draw_seed(np.random.default_rng(seed))
-        return init_seed, self._bound().init_vector(init_seed).double().cpu().tolist()
+        return init_seed, self._bound().init_vector(init_seed).float().clone()
+
+    def weights(self, values: np.ndarray) -> torch.Tensor:
+        """Per-member weights (fitness shaping, n values) as a float32 tensor on the search's device."""
+        return torch.as_tensor(np.asarray(values, dtype=np.float32), device=self._bound().device)
+
+    def state_from_json(self, data, tensors=None) -> MeanState:
+        state = super().state_from_json(data, tensors)
+        device = self._bound().device
+        moved = {key: getattr(state, key).to(device=device, dtype=torch.float32) for key in state.tensor_fields}
+        return dataclasses.replace(state, **moved)
 
     def member_vectors(self, genomes: Sequence[Genome], state: MeanState) -> torch.Tensor:
         """Search vectors of keyed members: (P, D). Subclasses say how sigma scales the noise."""
@@ -114,9 +132,6 @@ class MeanSearch(VectorSearch):
         """The current mean: what the strategy optimises and what the run reports."""
         return (state.generation, 0, 0)
 
-    def _mean_tensor(self, state: MeanState) -> torch.Tensor:
-        return torch.tensor(state.mean, dtype=torch.float32, device=self._bound().device)
-
 
 @dataclasses.dataclass
 class ESOptions:
@@ -127,7 +142,8 @@ class ESOptions:
     es_lr: float = 0.01
     """Adam step size on the mean."""
     es_weight_decay: float = 0.005
-    """L2 coefficient on the mean, added to the (minimised) negative gradient as in Salimans et al."""
+    """L2 coefficient on the mean: Adam minimises -g + es_weight_decay * theta, g not divided by sigma
+    (Salimans et al.'s code)."""
     es_beta1: float = 0.9
     """Adam first-moment decay."""
     es_beta2: float = 0.999
@@ -144,10 +160,12 @@ class ESOptions:
                 raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class ESState(MeanState):
-    adam_m: list[float] = dataclasses.field(default_factory=list)
-    adam_v: list[float] = dataclasses.field(default_factory=list)
+    adam_m: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0))
+    adam_v: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0))
+
+    tensor_fields = ("mean", "adam_m", "adam_v")
 
 
 class OpenAIES(MeanSearch):
@@ -164,10 +182,9 @@ class OpenAIES(MeanSearch):
 
     def init(self, seed: int) -> ESState:
         init_seed, mean = self.initial_mean(seed)
-        zeros = [0.0] * len(mean)
         rng = np.random.default_rng([seed, 1])
         return ESState(generation=0, rng=rng.bit_generator.state, init_seed=init_seed, mean=mean,
-                       adam_m=zeros, adam_v=list(zeros))  # fmt: skip
+                       adam_m=torch.zeros_like(mean), adam_v=torch.zeros_like(mean))  # fmt: skip
 
     def ask(self, state: ESState) -> tuple[list[Genome], ESState]:
         rng = rng_from(state.rng)
@@ -176,32 +193,31 @@ class OpenAIES(MeanSearch):
         return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=list(keys))
 
     def member_vectors(self, genomes: Sequence[Genome], state: ESState) -> torch.Tensor:
-        mean = self._mean_tensor(state)
+        mean = state.mean
         rows = [mean if sign == 0 else mean + (sign * self.options.es_sigma) * self.direction(seed)
                 for _, seed, sign in genomes]  # fmt: skip
         return torch.stack(rows)  # (P, D)
 
-    def gradient(self, genomes: Sequence[Genome], fitness: np.ndarray) -> np.ndarray:
-        """The search gradient estimate (D,) from the antithetic members' centred ranks."""
+    def gradient(self, genomes: Sequence[Genome], fitness: np.ndarray) -> torch.Tensor:
+        """g = 1/(2n) sum_j (rank_j+ - rank_j-) eps(seed_j): (D,), not divided by sigma (Salimans et al.'s code)."""
         pairs = [(i, g) for i, g in enumerate(genomes) if g[2] != 0]
         shaped = centred_ranks(np.asarray(fitness)[[i for i, _ in pairs]])  # (2n,)
         seeds = sorted({g[1] for _, g in pairs})
-        eps = self.directions(seeds)  # (n, D)
         weight = np.zeros(len(seeds))
         at = {s: k for k, s in enumerate(seeds)}
         for r, (_, (_, seed, sign)) in zip(shaped, pairs, strict=True):
             weight[at[seed]] += sign * r
-        return weight @ eps / (len(pairs) * self.options.es_sigma)
+        return self.weights(weight) @ self.directions(seeds) / len(pairs)  # (n,) @ (n, D)
 
     def update(self, state: ESState, genomes: Sequence[Genome], fitness: np.ndarray) -> ESState:
+        """One Adam step (Kingma & Ba 2015, as the starter's optimizers.Adam) on -g + l2 * theta."""
         o = self.options
-        theta = np.asarray(state.mean)
+        theta = state.mean
         step_grad = -self.gradient(genomes, fitness) + o.es_weight_decay * theta  # minimised, as in Salimans et al.
         t = state.generation  # already this generation's count: Adam's step number
-        m = o.es_beta1 * np.asarray(state.adam_m) + (1 - o.es_beta1) * step_grad
-        v = o.es_beta2 * np.asarray(state.adam_v) + (1 - o.es_beta2) * step_grad**2
-        lr = o.es_lr * np.sqrt(1 - o.es_beta2**t) / (1 - o.es_beta1**t)
-        theta = theta - lr * m / (np.sqrt(v) + 1e-8)
+        m = o.es_beta1 * state.adam_m + (1 - o.es_beta1) * step_grad
+        v = o.es_beta2 * state.adam_v + (1 - o.es_beta2) * step_grad.square()
+        lr = o.es_lr * math.sqrt(1 - o.es_beta2**t) / (1 - o.es_beta1**t)
+        theta = theta - lr * m / (v.sqrt() + 1e-8)
         best = float(fitness[-1]) if self.with_mean else float(np.max(fitness))
-        return dataclasses.replace(state, mean=theta.tolist(), adam_m=m.tolist(), adam_v=v.tolist(), best=(t, 0, 0),
-                                   best_fitness=best)  # fmt: skip
+        return dataclasses.replace(state, mean=theta, adam_m=m, adam_v=v, best=(t, 0, 0), best_fitness=best)

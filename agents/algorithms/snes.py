@@ -8,7 +8,8 @@ exp(eta_sigma / 2 * sum_k u_k (eps_k^2 - 1)). Its per-parameter sigma gives the
 signal-to-noise score |mu_i| / sigma_i that Lange & Sprekeler 2023 ("Lottery Tickets in
 Evolutionary Optimization") prune by. The per-parameter scaling needs independent
 Gaussian noise per search dimension: ``dense`` and ``lowrank`` (its factors), not the
-rank-r noise of ``lowrank-perturb``.
+rank-r noise of ``lowrank-perturb``. The mean and sigmas are float32 tensors on the
+encoding's device; ``tell`` is tensor ops on them.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ class SNESOptions:
             raise ValueError(f"snes_sigma_lr must be > 0 and finite, got {self.snes_sigma_lr}")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class SNESState(MeanState):
-    sigma: list[float] = dataclasses.field(default_factory=list)
+    sigma: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0))
+
+    tensor_fields = ("mean", "sigma")
 
 
 class SNES(MeanSearch):
@@ -75,7 +78,7 @@ class SNES(MeanSearch):
         init_seed, mean = self.initial_mean(seed)
         rng = np.random.default_rng([seed, 1])
         return SNESState(generation=0, rng=rng.bit_generator.state, init_seed=init_seed, mean=mean,
-                         sigma=[self.options.snes_sigma] * len(mean))  # fmt: skip
+                         sigma=torch.full_like(mean, self.options.snes_sigma))  # fmt: skip
 
     def ask(self, state: SNESState) -> tuple[list[Genome], SNESState]:
         rng = rng_from(state.rng)
@@ -83,22 +86,22 @@ class SNES(MeanSearch):
         return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=list(keys))
 
     def member_vectors(self, genomes: Sequence[Genome], state: SNESState) -> torch.Tensor:
-        mean = self._mean_tensor(state)
-        sigma = torch.tensor(state.sigma, dtype=torch.float32, device=mean.device)
+        mean, sigma = state.mean, state.sigma
         rows = [mean if sign == 0 else mean + sign * sigma * self.direction(seed) for _, seed, sign in genomes]
         return torch.stack(rows)  # (P, D)
 
     def update(self, state: SNESState, genomes: Sequence[Genome], fitness: np.ndarray) -> SNESState:
         sampled = [i for i, g in enumerate(genomes) if g[2] != 0]
-        u = nes_utilities(np.asarray(fitness)[sampled])  # (n,)
+        u = self.weights(nes_utilities(np.asarray(fitness)[sampled]))  # (n,)
         eps = self.directions([genomes[i][1] for i in sampled])  # (n, D)
-        mu, sigma = np.asarray(state.mean), np.asarray(state.sigma)
-        eta_sigma = self.options.snes_sigma_lr or (3 + math.log(len(mu))) / (5 * math.sqrt(len(mu)))
+        mu, sigma = state.mean, state.sigma
+        dims = len(mu)
+        eta_sigma = self.options.snes_sigma_lr or (3 + math.log(dims)) / (5 * math.sqrt(dims))
         mu = mu + self.options.snes_lr * sigma * (u @ eps)
-        sigma = sigma * np.exp(0.5 * eta_sigma * (u @ (eps**2 - 1.0)))
-        return dataclasses.replace(state, mean=mu.tolist(), sigma=sigma.tolist(), best=(state.generation, 0, 0),
+        sigma = sigma * torch.exp(0.5 * eta_sigma * (u @ (eps.square() - 1.0)))
+        return dataclasses.replace(state, mean=mu, sigma=sigma, best=(state.generation, 0, 0),
                                    best_fitness=float(np.max(fitness)))  # fmt: skip
 
     def signal_to_noise(self, state: SNESState) -> np.ndarray:
         """|mu_i| / sigma_i per search dimension (D,): Lange & Sprekeler's pruning score."""
-        return np.abs(np.asarray(state.mean)) / np.asarray(state.sigma)
+        return (state.mean.abs() / state.sigma).double().cpu().numpy()
