@@ -11,6 +11,8 @@ import pytest
 import envs
 from agents.algorithms.ga import GA, EliteOptions, GAOptions, mutation_effects
 from agents.algorithms.random_search import RandomSearch
+from suite.board.baselines import beside_baselines
+from suite.board.report import write_report
 from suite.cli import main
 from suite.runner import run_spec
 from suite.spec import RunSpec
@@ -105,3 +107,23 @@ def test_count_models_refuse_a_task_without_tokens(out_dir, capsys):
     assert main(["run", "--task", "CartPole-v1", "--algorithm", "bigram", "--out", str(out_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "training tokens" in err[0] and not out_dir.exists()
+
+
+def test_tables_mark_baselines_and_give_each_variant_its_gap_to_the_best_one():
+    rows = [("CartPole-v1", "ga", 300.0, "return"), ("CartPole-v1", "random", 200.0, "return"),
+            ("charlm/pydoc", "ga", 3.0, "bits_per_char"), ("charlm/pydoc", "bigram", 3.3, "bits_per_char"),
+            ("charlm/pydoc", "unigram", 4.7, "bits_per_char"), ("digits", "ga", 0.5, "accuracy")]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["task", "algorithm", "final_score", "score_kind"])
+    shown = beside_baselines(table, "final_score")
+    assert shown["baseline"].tolist() == ["", "yes", "", "yes", "yes", ""]
+    np.testing.assert_allclose(shown["vs_baseline"].to_numpy(), [100.0, 0.0, 0.3, 0.0, -1.4, np.nan])
+
+
+def test_report_plots_mutation_effects_of_ga_runs(out_dir):
+    spec = RunSpec("CartPole-v1", population=8, generations=3, settings={"max_steps": 30})
+    row = run_spec(spec, out_dir)
+    history = pd.read_csv(out_dir / "runs" / row["run_id"] / "history.csv")
+    assert history["harmful_fraction"].isna().tolist() == [True, False, False]  # generation 0 has no parents
+    assert history["harmful_fraction"].iloc[1:].between(0, 1).all()
+    report = write_report(out_dir)
+    assert (report.parent / "CartPole-v1_mutations.png").exists() and "| yes |" not in report.read_text()
