@@ -38,9 +38,9 @@ class EliteOptions(Checked):
     elites: int = bounded(1, ge=0)
     """Members copied unchanged into the next generation."""
     elite_candidates: int = bounded(3, ge=0)
-    """Members re-evaluated on extra episodes before the elites are crowned: the previous elites plus the
-    best others (raised to at least ``elites`` + 1 so a newcomer can win; 0: no re-evaluation, the
-    generation's best are the elites). Such et al.: 10 (the top 9 and the elite); evoboard: 3, cheaper."""
+    """Members re-evaluated on extra episodes before the elites are crowned: the previous elites, then the best
+    others (raised to at least ``elites``, and to the previous elites + 1 so a newcomer can win; 0: no
+    re-evaluation, the generation's best are the elites). Such et al.: 10 (the top 9 and the elite); evoboard: 3."""
     elite_episodes: int = bounded(3, ge=1)
     """Extra episodes each elite candidate is re-evaluated on. Such et al.: 30; evoboard: 3, cheaper."""
 
@@ -76,8 +76,9 @@ class GA(SearchAlgorithm):
         self.truncation = self.parents_kept(options)
         if options.elites >= population:
             raise ValueError(f"elites ({options.elites}) must be < population ({population})")
-        wanted = max(options.elite_candidates, options.elites + 1)
-        self.n_candidates = min(wanted, population + options.elites) if options.elite_candidates else 0
+        self.n_candidates = (
+            min(max(options.elite_candidates, options.elites), population) if options.elite_candidates else 0
+        )
         self.reevaluation_episodes = options.elite_episodes
 
     def parents_kept(self, options: GAOptions) -> int:
@@ -106,7 +107,8 @@ class GA(SearchAlgorithm):
         previous = list(state.elites)  # the last crowned elites: candidates and parents whatever they scored now
         state = dataclasses.replace(state, parents=distinct(previous + ranked)[: self.truncation])
         if self.n_candidates:
-            return dataclasses.replace(state, candidates=distinct(previous + ranked)[: self.n_candidates])
+            count = max(self.n_candidates, len(previous) + 1)  # at least one newcomer can take the crown
+            return dataclasses.replace(state, candidates=distinct(previous + ranked)[:count])
         return self._crowned(state, ranked, fitness)
 
     def candidates(self, state: GAState) -> list[Genome]:
