@@ -112,6 +112,10 @@ class CharLMTask(Task):
         chunk = tokens[index]
         return chunk[:, :-1], chunk[:, 1:]
 
+    def training_tokens(self) -> np.ndarray:
+        """The training split as token ids in [0, V), for baselines fit by counting (``--algorithm unigram``)."""
+        return self.data.train.copy()
+
     # -- scoring --------------------------------------------------------------------------
     def _losses(self, act: Act, members: int, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         """Mean cross-entropy (nats) of each member on the same windows: (members,)."""

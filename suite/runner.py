@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from agents import PopulationActor, checkpoints
-from agents.algorithms import DirectTrainer
+from agents.algorithms import CountModel, DirectTrainer
 from agents.algorithms.base import finite_fitness
+from envs import Act, Evaluation
 from evoboard import __version__
 from evoboard.errors import CheckpointError, RunFailed, UsageError, WriteFailed
 from suite.atomic import writing
@@ -116,6 +117,8 @@ class Run:
         self.encoding, self.algorithm = self.parts.encoding, self.parts.algorithm
         self.direct = isinstance(self.algorithm, DirectTrainer)
         """A direct trainer (a gradient reference, RSO) instead of an ask/tell search."""
+        self.counting = isinstance(self.algorithm, CountModel)
+        """A baseline fit by counting (unigram, bigram): no search, one history row."""
         self.run_dir: RunDir | None = None
         self.state = self.algorithm.init(self.spec.seed)
         self.elite_trace: np.ndarray | None = None
@@ -123,6 +126,9 @@ class Run:
         self.totals = Totals()
         try:  # what a direct trainer scores on; S0 child ensembles (--set ensemble=K); the backend last (workers)
             self.objective = self.algorithm.objective(self.task) if self.direct else None
+            fit_start = time.perf_counter()
+            self.counts = self.algorithm.fit(self.task) if self.counting else None
+            self.fit_s = time.perf_counter() - fit_start
             self.ensembles = ChildEnsembles(self.parts, resolved.runner.ensemble) if resolved.runner.ensemble else None
             self.normalizer = getattr(self.task, "normalizer", None)
             if self.normalizer is not None and self.spec.backend != "local":  # workers would keep their own stats
@@ -143,6 +149,8 @@ class Run:
                 self.run_dir.create(self.resolved.saved_spec())
             if self.direct:
                 return self.train_directly()
+            if self.counting:
+                return self.count_directly()
             while self.generation < self.spec.generations:
                 self.step()
             return self.finish()
@@ -174,15 +182,20 @@ class Run:
         if ev.failed.any():
             log.warning("generation %d: %d members failed, fitness -inf (first: %s)", gen, ev.failed.sum(), ev.failure)
         fitness = finite_fitness(ev.fitness)  # failed members: -inf, as tell sees them
+        references, extra = self.algorithm.references(state), []
+        if references:  # parents beside their children on the same episodes, for the mutation effects
+            extra = [self.backend.evaluate(references, state, seeds, self.elite_trace)[0]]
+        reference_fitness = finite_fitness(extra[0].fitness) if extra else np.zeros(0)
+        metrics = self.algorithm.metrics(state, genomes, fitness, references, reference_fitness)
         t3 = time.perf_counter()
         state = self.algorithm.tell(state, genomes, fitness)
         t4 = time.perf_counter()
-        extra = []
         candidates = self.algorithm.candidates(state)
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
-            extra = [self.backend.evaluate(candidates, state, seeds)[0]]
-            state = self.algorithm.crown(state, candidates, extra[0].fitness)
+            reevaluated = self.backend.evaluate(candidates, state, seeds)[0]
+            extra.append(reevaluated)
+            state = self.algorithm.crown(state, candidates, reevaluated.fitness)
         if self.normalizer is not None:  # this generation's observations move the next one's normalization
             self.normalizer.update()
         t5 = time.perf_counter()
@@ -195,7 +208,7 @@ class Run:
         if self.ensembles is not None:
             held_out = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
             ensemble = self.ensembles(self.run_dir.path, gen, genomes, fitness, parent, held_out)
-        return self.record(gen, t0, fitness, state.best_fitness, [ev, *extra], times, ensemble)
+        return self.record(gen, t0, fitness, state.best_fitness, [ev, *extra], times, {**metrics, **(ensemble or {})})
 
     def record(
         self,
@@ -230,7 +243,7 @@ class Run:
             "total_frames": self.totals.frames,
             "wall_s": wall,
             **times,
-            **(extra or {}),  # ensemble columns (parent, best child, mean child, ensemble scores) when on
+            **(extra or {}),  # the algorithm's metrics (GA: mutation effects); ensemble columns when on
             "t_checkpoint": 0.0,
             "frames_per_s": frames / max(wall, 1e-9),
         }
@@ -265,16 +278,30 @@ class Run:
             self.record(gen, t0, fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
         return self.conclude(trainer.params(), ())[1]
 
+    def count_directly(self) -> dict[str, Any]:
+        """A count model (unigram, bigram) instead of a search: fit once on the training split, scored as a run.
+
+        History has one row, generation 0, whose fitness is the model's fit on the training split
+        (minus nats per character) and whose frames are 0: counting scores no windows. The
+        leaderboard row's frames are the validation characters ``final_score`` scores.
+        """
+        if self.generation == 0:
+            fitness = np.array([self.counts.train_fitness])
+            self.state = self.algorithm.advance(self.state, fitness)
+            nothing = Evaluation.scored(fitness[:, None], items=0, forwards=0)
+            self.record(0, time.perf_counter() - self.fit_s, fitness, fitness[0], [nothing], {"t_evaluate": self.fit_s})
+        return self.conclude(None, (), act=self.counts.act)[1]
+
     def finish(self) -> dict[str, Any]:
         """Score the final elite on held-out episodes and append the leaderboard row (once)."""
         best = self.algorithm.best(self.state)
         return self.conclude(self.algorithm.decode(self.encoding, [best], self.state), best)[1]
 
-    def conclude(self, params, best: tuple[int, ...]) -> tuple[float, dict[str, Any]]:
-        """Score one member's ``params`` on held-out episodes; append its leaderboard row once."""
+    def conclude(self, params, best: tuple[int, ...], act: Act | None = None) -> tuple[float, dict[str, Any]]:
+        """Score one member's ``params`` (or a count model's ``act``) on held-out episodes; append its row once."""
         t0 = time.perf_counter()
         seeds = episode_seeds(self.spec.seed, TEST, 0, self.resolved.runner.eval_episodes)
-        score, final = self.task.final_score(PopulationActor(self.policy, params, self.device), seeds)
+        score, final = self.task.final_score(act or PopulationActor(self.policy, params, self.device), seeds)
         if self.normalizer is not None:  # held-out episodes never move the statistics
             self.normalizer.discard()
         self.totals.frames += final.frames
@@ -283,9 +310,12 @@ class Run:
         row = self.leaderboard_row(best, score)
         if self.direct:
             row["genome_bytes"] = 4 * self.encoding.search_dims  # float32 weights, not a seed chain
+        if self.counting:  # the count table is the model: float32 log probabilities
+            row.update(search_dims=self.counts.log_probs.numel(), genome_bytes=4 * self.counts.log_probs.numel())
         with writing(leaderboard.path_in(self.out_dir)):
             leaderboard.append(self.out_dir, row)  # once: a run_id already there is skipped
-        self.save_elite(params, best, score)  # before "finished": a failed elite write resumes
+        if act is None:  # a count model has no network weights to save
+            self.save_elite(params, best, score)  # before "finished": a failed elite write resumes
         self.persist(finished=True)  # history.csv again: its last row's t_checkpoint
         return score, row
 

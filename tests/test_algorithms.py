@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from agents import encodings, make_policy
-from agents.algorithms import ALGORITHMS, DirectTrainer, SearchAlgorithm, VectorSearch
+from agents.algorithms import ALGORITHMS, CountModel, DirectTrainer, SearchAlgorithm, VectorSearch
 from agents.algorithms import make as make_algorithm
 from agents.algorithms.base import AlgorithmState, finite_fitness
 from agents.algorithms.ga import GA, GAOptions, rank
@@ -27,9 +27,9 @@ TINY_LM = {"context": 8, "batch_windows": 4, "val_windows": 8, "n_layer": 1, "n_
 
 
 @pytest.mark.parametrize("name", ALGORITHMS.names())
-def test_every_algorithm_is_exactly_one_of_the_two_kinds(name):
+def test_every_algorithm_is_exactly_one_of_the_three_kinds(name):
     cls = ALGORITHMS.get(name)
-    assert issubclass(cls, SearchAlgorithm) != issubclass(cls, DirectTrainer)
+    assert sum(issubclass(cls, kind) for kind in (SearchAlgorithm, DirectTrainer, CountModel)) == 1
     assert not hasattr(cls, "ask") or issubclass(cls, SearchAlgorithm)  # no trainer inherits ask/tell to refuse it
 
 

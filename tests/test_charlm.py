@@ -231,7 +231,8 @@ def test_run_spec_writes_a_bits_per_char_row(tmp_path):
     assert len(board) == 1 and board.loc[0, "score_kind"] == "bits_per_char" and row["score_kind"] == "bits_per_char"
     assert 0 < board.loc[0, "final_score"] < 12 and board.loc[0, "policy"] == "char_transformer(L1,C16,H2,T16)"
     per_generation = (4 + 2) * 4 * 16  # population and elite candidates, batch_windows x context characters each
-    assert board.loc[0, "frames"] == 2 * per_generation + 8 * 16
+    parents = (2 - 1) * 4 * 16  # generation 1: the non-elite parent beside its children (mutation effects)
+    assert board.loc[0, "frames"] == 2 * per_generation + parents + 8 * 16
     assert board.loc[0, "member_forwards"] == board.loc[0, "frames"] // 16
 
 

@@ -71,7 +71,9 @@ def test_sparse_run_from_an_adam_parent_records_ensembles(tmp_path: Path):
     assert table["ens_k"].tolist() == [0, 4, 4]  # generation 0: every member is the parent
     later = table.iloc[1:]
     assert later[["parent_score", "best_child_score", "mean_child_score", "ensemble_score"]].notna().all().all()
-    assert (later["ensemble_score"] >= 0).all() and (later["ensemble_score"] <= 1).all()
+    # Measured against baselines, not a range: every ensemble beats its average child, and the best beats the parent.
+    assert (later["ensemble_score"] > later["mean_child_score"]).all()
+    assert later["ensemble_score"].max() > later["parent_score"].iloc[0]
     np.testing.assert_allclose(history["ensemble_score"].to_numpy(), table["ensemble_score"].to_numpy())
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert "ensemble_score" not in board.columns  # the leaderboard schema is unchanged

@@ -29,7 +29,7 @@ def test_report_of_an_output_folder(out, capsys):
     report = out / "report" / "report.md"
     assert capsys.readouterr().out.strip() == str(report)
     pngs = sorted((out / "report").glob("*.png"))
-    assert [p.name for p in pngs] == ["Pendulum-v1_fitness.png", "Pendulum-v1_frames.png"]
+    assert [p.name for p in pngs] == ["Pendulum-v1_fitness.png", "Pendulum-v1_frames.png", "Pendulum-v1_mutations.png"]
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 10_000
     text = report.read_text()

@@ -1,4 +1,5 @@
-"""Algorithms by name, of two kinds: ``SearchAlgorithm`` (ask/tell) and ``DirectTrainer``.
+"""Algorithms by name, of three kinds: ``SearchAlgorithm`` (ask/tell), ``DirectTrainer`` and ``CountModel``
+(a baseline fit by counting: ``unigram``, ``bigram``); ``random`` search is the baseline of the searches.
 
 Plugins join through the ``evoboard.algorithms`` entry points.
 """
@@ -7,8 +8,10 @@ from __future__ import annotations
 
 from agents.algorithms.adam import Adam
 from agents.algorithms.base import Algorithm, AlgorithmState, DirectTrainer, SearchAlgorithm, VectorSearch
+from agents.algorithms.count_models import Bigram, CountModel, Unigram
 from agents.algorithms.es import OpenAIES
 from agents.algorithms.ga import GA
+from agents.algorithms.random_search import RandomSearch
 from agents.algorithms.rso import RSO
 from agents.algorithms.snes import SNES
 from agents.registry import Registry
@@ -19,6 +22,12 @@ ALGORITHMS.register("adam")(Adam)
 ALGORITHMS.register("openai-es")(OpenAIES)
 ALGORITHMS.register("snes")(SNES)
 ALGORITHMS.register("rso")(RSO)
+ALGORITHMS.register("random")(RandomSearch)
+ALGORITHMS.register("unigram")(Unigram)
+ALGORITHMS.register("bigram")(Bigram)
+
+BASELINES = ("random", "unigram", "bigram")
+"""Algorithms every table should show beside the variants: what a method must beat to claim learning."""
 
 
 def make(name: str, population: int, options=None) -> Algorithm:
@@ -27,4 +36,7 @@ def make(name: str, population: int, options=None) -> Algorithm:
     return cls(population, options if options is not None else cls.Options())
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmState", "DirectTrainer", "SearchAlgorithm", "VectorSearch", "make"]
+__all__ = [
+    "ALGORITHMS", "BASELINES", "Algorithm", "AlgorithmState", "CountModel", "DirectTrainer", "SearchAlgorithm",
+    "VectorSearch", "make",
+]  # fmt: skip

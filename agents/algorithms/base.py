@@ -158,6 +158,18 @@ class SearchAlgorithm(Algorithm):
         """Crown from the candidates' extra-episode fitness; nothing to do by default."""
         return state
 
+    def references(self, state: AlgorithmState) -> list[Genome]:
+        """Genomes to evaluate beside the asked population on the same episodes, for ``metrics``; none by default."""
+        return []
+
+    def metrics(
+        self, state: AlgorithmState, genomes: Sequence[Genome], fitness: np.ndarray, references: Sequence[Genome],
+        reference_fitness: np.ndarray,
+    ) -> dict[str, float]:  # fmt: skip
+        """Extra history columns for one generation, from the asked ``state``, the population's finite
+        ``fitness`` and the ``references``' fitness on the same episodes; none by default."""
+        return {}
+
     def decode(self, encoding, genomes: Sequence[Genome], state: AlgorithmState):
         """Parameters of ``genomes``: seed chains the encoding replays."""
         return encoding.decode(genomes)

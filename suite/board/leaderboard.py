@@ -17,6 +17,7 @@ from filelock import FileLock
 
 from evoboard.errors import LeaderboardError
 from suite.atomic import write_atomic
+from suite.board.baselines import LOWER_IS_BETTER, beside_baselines
 from suite.board.stats import bootstrap_ci, iqm
 
 COLUMNS = [
@@ -24,7 +25,6 @@ COLUMNS = [
     "population", "generations", "seed", "device", "search_dims", "genome_bytes", "best_fitness",
     "final_score", "score_kind", "frames", "frames_saved", "member_forwards", "wall_s", "frames_per_s", "config",
 ]  # fmt: skip
-LOWER_IS_BETTER = {"bits_per_char"}
 FILENAME = "leaderboard.csv"
 
 
@@ -83,8 +83,11 @@ GROUP = ["task", "encoding", "algorithm", "policy", "score_kind"]
 
 def aggregate(table: pd.DataFrame, seed: int = 0, by: list[str] = GROUP) -> pd.DataFrame:
     """One row per task x encoding x algorithm (x policy), or per ``by``: n runs, mean, IQM and its
-    95% bootstrap interval of final_score, mean frames and wall seconds per run; ranked within each task."""
+    95% bootstrap interval of final_score, mean frames and wall seconds per run; ranked within each task.
+    With ``algorithm`` in ``by``, each row also says whether it is a baseline and its IQM's gap to the task's best
+    baseline (``vs_baseline``, positive = better)."""
     columns = [*by, "n", "mean", "iqm", "ci_low", "ci_high", "frames", "frames_saved", "wall_s"]
+    columns += ["baseline", "vs_baseline"] if "algorithm" in by else []
     if table.empty:
         return pd.DataFrame(columns=[*columns, "rank"])
     rows = []
@@ -102,7 +105,9 @@ def aggregate(table: pd.DataFrame, seed: int = 0, by: list[str] = GROUP) -> pd.D
             "frames_saved": float(runs["frames_saved"].mean()),
             "wall_s": float(runs["wall_s"].mean()),
         })  # fmt: skip
-    return ranked(pd.DataFrame(rows, columns=columns), score="iqm")
+    table = pd.DataFrame(rows)
+    table = beside_baselines(table, "iqm") if "algorithm" in by else table
+    return ranked(table[columns], score="iqm")
 
 
 def ranked(table: pd.DataFrame, score: str = "final_score") -> pd.DataFrame:

@@ -3,7 +3,11 @@
 Per task, runs are grouped into variants (encoding/algorithm plus any setting that differs
 between the task's runs, such as an early-termination rule); seeds of a variant are drawn as
 a median line with a min-max band. Plots: fitness against generation and against frames,
-and frames used and saved per generation (what early termination bought).
+and frames used and saved per generation (what early termination bought); for GA runs, the
+distribution per encoding of the mutation effects each generation records (the fraction of
+children worse than their parent and the median child-minus-parent change, Such et al. 2017's
+question of how often a mutation helps). The leaderboard table marks the baseline rows and each
+variant's gap to its task's best baseline.
 """
 
 from __future__ import annotations
@@ -121,7 +125,30 @@ def plot_task(task: str, records: list[RunRecord], out: Path) -> list[Path]:
     legend_below(fig, used)
     frames_png = out / f"{slug}_frames.png"
     save_figure(fig, frames_png, dpi=110, bbox_inches="tight")
-    return [fitness_png, frames_png]
+    return [fitness_png, frames_png, *plot_mutation_effects(task, records, out)]
+
+
+MUTATION_COLUMNS = {"harmful_fraction": "fraction of children worse than their parent",
+                    "median_delta": "median child - parent fitness"}  # fmt: skip
+
+
+def plot_mutation_effects(task: str, records: list[RunRecord], out: Path) -> list[Path]:
+    """Box plots per encoding of each generation's mutation effects (GA runs); none when no run records them."""
+    by_encoding: dict[str, list[pd.DataFrame]] = {}
+    for record in records:
+        if set(MUTATION_COLUMNS) <= set(record.history.columns):
+            by_encoding.setdefault(record.config.get("encoding", "?"), []).append(record.history)
+    if not by_encoding:
+        return []
+    fig, axes = plt.subplots(1, len(MUTATION_COLUMNS), figsize=(12, 4.2))
+    names = sorted(by_encoding)
+    for ax, (column, meaning) in zip(axes, MUTATION_COLUMNS.items(), strict=True):
+        values = [pd.concat(by_encoding[n])[column].dropna().to_numpy() for n in names]  # generations of all seeds
+        ax.boxplot(values, tick_labels=names)
+        ax.set(xlabel="encoding", ylabel=meaning, title=f"{task}: {column} per generation")
+    png = out / f"{task.replace('/', '-')}_mutations.png"
+    save_figure(fig, png, dpi=110, bbox_inches="tight")
+    return [png]
 
 
 def write_report(path: str | Path) -> Path:
@@ -137,7 +164,7 @@ def write_report(path: str | Path) -> Path:
         table = leaderboard.read(board_path)
         label = {r.run_id: lbl for runs in by_task.values() for lbl, group in variants(runs).items() for r in group}
         table = table[table["run_id"].isin(label)].assign(variant=lambda t: t["run_id"].map(label))
-        summary = leaderboard.aggregate(table, by=["task", "variant", "score_kind"])
+        summary = leaderboard.aggregate(table, by=["task", "variant", "algorithm", "score_kind"])
         shown = ["rank", "task", "variant", *AGGREGATE_SHOWN[4:]]
         lines += ["## Leaderboard (IQM over seeds, 95% bootstrap CI)", "", render(summary, "markdown", shown), ""]
     for task, runs in sorted(by_task.items()):

@@ -10,7 +10,7 @@ from rich.table import Table
 
 AGGREGATE_SHOWN = [
     "rank", "task", "encoding", "algorithm", "n", "iqm", "ci_low", "ci_high", "mean", "score_kind",
-    "frames", "frames_saved", "wall_s",
+    "frames", "frames_saved", "wall_s", "baseline", "vs_baseline",
 ]  # fmt: skip
 SHOWN = [
     "rank", "task", "encoding", "algorithm", "population", "generations", "seed", "final_score",
