@@ -86,7 +86,7 @@ def _improvement(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
     half = len(samples) // 2
     per_task = []
     for x, y in zip(samples[:half], samples[half:], strict=True):
-        x, y = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]  # (..., n, 1), (..., 1, m)
+        x, y = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]  # (.., n, 1), (.., 1, m)
         per_task.append(((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1)))
     return np.mean(per_task, axis=0)
 
