@@ -180,10 +180,10 @@ def _rso() -> Study:
 
     claims = []
     for policy in ("small_cnn", "classifier_mlp"):
-        rso = side(f"rso 5 cycles, {policy}", "rso", policy, 1)
+        rso = side(f"rso 5 cycles, {policy}", "rso", policy, 33)
         claims += [
             Claim(f"RSO beats adam at the same weight updates ({policy})", "Tripathi & Singh 2020",
-                  Comparison(rso, side(f"adam 5 steps, {policy}", "adam", policy, 1))),
+                  Comparison(rso, side(f"adam 5 steps, {policy}", "adam", policy, 5))),
             Claim(f"RSO reaches near-gradient accuracy, within 0.03 ({policy})", "Tripathi & Singh 2020",
                   Comparison(rso, side(f"adam 320 steps, {policy}", "adam", policy, 16), margin=0.03)),
         ]  # fmt: skip
