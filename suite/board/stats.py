@@ -1,31 +1,116 @@
-"""Aggregate statistics over seeds: interquartile mean and a seeded bootstrap confidence interval.
+"""Aggregate statistics over seeds, on ``scipy.stats``: IQM, stratified bootstrap CIs, probability of improvement.
 
-Agarwal et al. 2021 ("Deep RL at the Edge of the Statistical Precipice") recommend the IQM,
-the mean of the middle 50% of runs, over the mean (outlier-prone) and the median (high
-variance with few seeds), with a bootstrap interval: the resampling is seeded, so the same
-leaderboard always prints the same interval.
+Agarwal et al. 2021 ("Deep RL at the Edge of the Statistical Precipice", the ``rliable`` library)
+recommend the interquartile mean (IQM: the mean of the middle 50% of runs) over the mean
+(outlier-prone) and the median (high variance with few seeds), with percentile intervals from a
+*stratified* bootstrap: runs are resampled with replacement within each task, never across, so every
+resample keeps the task mix. For a pair of variants they report the probability of improvement
+P(X > Y): the chance that a run of X beats a run of Y on a task drawn at random (the Mann-Whitney U
+statistic over n*m, ties counting a half), averaged over tasks, with its stratified bootstrap CI
+(X's runs and Y's runs resampled independently within each task). The performance profile is the
+fraction of runs whose score beats each threshold tau.
+
+The resampling is ``scipy.stats.bootstrap`` (percentile method, one data sample per stratum, not
+paired) with a seeded generator, so the same leaderboard always prints the same interval. ``rliable``
+itself installs here, but pulls in ``arch``, ``statsmodels`` and ``seaborn`` for these few functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
+from scipy import stats as sps
+
+Samples = Sequence[np.ndarray]
+"""One 1-D array of per-run scores per stratum (task)."""
 
 
 def iqm(values: np.ndarray) -> float:
     """Mean of the middle 50%: drop floor(n/4) runs from each end (all of them kept for n < 4)."""
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    cut = len(x) // 4
-    return float(x[cut : len(x) - cut].mean())
+    return float(sps.trim_mean(np.asarray(values, dtype=np.float64), 0.25))
+
+
+def _pooled_iqm(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+    """IQM of every stratum's runs pooled (rliable's ``aggregate_iqm``); vectorized over resamples."""
+    return sps.trim_mean(np.concatenate(np.broadcast_arrays(*samples), axis=axis), 0.25, axis=axis)
+
+
+def _interval(
+    samples: Samples, statistic: Callable[..., np.ndarray], confidence: float, resamples: int, seed: int
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(*samples)`` under a stratified bootstrap.
+
+    A stratum of one run resamples to itself, so it is held fixed (scipy wants two or more)."""
+    samples = [np.asarray(s, dtype=np.float64) for s in samples]
+    if any(len(s) == 0 for s in samples):
+        raise ValueError("every stratum needs at least one run")
+    varying = [i for i, s in enumerate(samples) if len(s) > 1]
+    if not varying:
+        value = float(statistic(*samples, axis=-1))
+        return value, value
+
+    def resampled(*drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        full = list(samples)
+        for i, d in zip(varying, drawn, strict=True):
+            full[i] = d
+        return statistic(*full, axis=axis)
+
+    result = sps.bootstrap(
+        tuple(samples[i] for i in varying), resampled, n_resamples=resamples, vectorized=True, paired=False,
+        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    low, high = result.confidence_interval
+    return float(low), float(high)
+
+
+def stratified_iqm_ci(
+    samples: Samples, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(IQM, low, high) of the runs of every stratum pooled, with a stratified bootstrap interval."""
+    point = float(_pooled_iqm(*[np.asarray(s, dtype=np.float64) for s in samples]))
+    return (point, *_interval(samples, _pooled_iqm, confidence, resamples, seed))
 
 
 def bootstrap_ci(
     values: np.ndarray, statistic=iqm, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over runs resampled with replacement."""
-    x = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(x), size=(resamples, len(x)))  # (B, n) run indices
-    stats = np.array([statistic(x[row]) for row in draws])
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(stats, [tail, 100.0 - tail])
-    return float(low), float(high)
+    """Percentile bootstrap interval of ``statistic`` (default the IQM) over one task's runs."""
+    if statistic is iqm:
+        return _interval([values], _pooled_iqm, confidence, resamples, seed)
+    return _interval([values], lambda x, axis=-1: np.apply_along_axis(statistic, axis, x), confidence, resamples, seed)
+
+
+def _improvement(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean over strata of P(x > y): the first half of ``samples`` are X's strata, the second Y's."""
+    half = len(samples) // 2
+    per_task = []
+    for x, y in zip(samples[:half], samples[half:], strict=True):
+        x, y = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]  # (.., n, 1), (.., 1, m)
+        per_task.append(((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1)))
+    return np.mean(per_task, axis=0)
+
+
+def probability_of_improvement(x: Samples, y: Samples) -> float:
+    """P(X > Y) averaged over strata (ties count a half); ``x[i]`` and ``y[i]`` are the runs on task i."""
+    if len(x) != len(y) or not x:
+        raise ValueError(f"X and Y need the same strata, got {len(x)} and {len(y)}")
+    return float(_improvement(*[np.asarray(s, dtype=np.float64) for s in (*x, *y)]))
+
+
+def improvement_ci(
+    x: Samples, y: Samples, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(P(X > Y), low, high): X's and Y's runs resampled independently within each task."""
+    point = probability_of_improvement(x, y)
+    return (point, *_interval([*x, *y], _improvement, confidence, resamples, seed))
+
+
+def performance_profile(samples: Samples, taus: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
+    """Fraction of runs scoring better than each tau, averaged over strata: (len(taus),)."""
+    taus = np.asarray(taus, dtype=np.float64)
+    fractions = []
+    for s in samples:
+        s = np.asarray(s, dtype=np.float64)[:, None]  # (n, 1) against (1, T)
+        fractions.append((s > taus if higher_is_better else s < taus).mean(axis=0))
+    return np.mean(fractions, axis=0)

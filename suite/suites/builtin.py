@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evoboard import lazy
+from suite.studies.reference.catalogue import STUDIES
 from suite.suites.registry import register_suite
 
 
@@ -44,4 +45,19 @@ register_suite(
     "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
     [],
     procedure=_throughput,
+)
+
+
+def _study(name: str):
+    """The procedure of reference study ``name``: it runs into ``<out>/<name>/`` and tests its claims."""
+    return lambda out, seeds, device: lazy.load("suite.studies.reference:run_study")(STUDIES[name], out, seeds, device)
+
+
+for _name, _study_def in STUDIES.items():
+    register_suite(_name, f"[reference] {_study_def.description}", [], procedure=_study(_name))
+register_suite(
+    "reference",
+    "all seven reference studies into <out>/<study>/ and their claims table <out>/claims.md (~2.5 h at --seeds 5)",
+    [],
+    procedure=lambda out, seeds, device: lazy.load("suite.studies.reference:run_reference")(out, seeds, device),
 )

@@ -1,0 +1,124 @@
+"""The reference studies: each finding of the papers evoboard is built on, tested at a 2-core budget (#16).
+
+A study is a list of runs (a suite file beside this module, baselines included) or a procedure, plus
+the claims it tests (``suite.studies.claims``). ``evoboard bench <study> --out DIR --seeds 5`` runs it
+into ``DIR/<study>/`` (leaderboard, runs with their history, ``report/`` with plots) and writes
+``claims.md``, ``claims.csv`` and ``profile.png`` there; ``evoboard bench reference`` runs all of them
+and writes the claims table of every study into ``DIR/claims.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from suite.studies.claims import Claim, claims_markdown, write_claims
+
+FOLDER = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named study: how to run it, what it claims, and what it needs that may not be registered yet."""
+
+    name: str
+    description: str
+    """What it runs and its expected time at --seeds 5 on 2 cores (``evoboard list suites`` shows it)."""
+    claims: tuple[Claim, ...]
+    suite_file: str | None = None
+    """A suite file beside this module (runs and baselines), run once per seed."""
+    procedure: Callable[[Path, int, str], object] | None = None
+    """(study folder, seeds, device): runs instead of ``suite_file``, writing the tables the claims read."""
+    after: Callable[[Path], object] | None = None
+    """Runs once the runs are done, writing a derived table the claims read (e.g. ``runs.csv``)."""
+    needs: tuple[tuple[str, str], ...] = ()
+    """(registry, name) pairs: ("algorithm", "random"), ("encoding", "small_dense"), ..."""
+
+    def missing(self) -> list[str]:
+        """The components this study needs that are not registered here (empty: it can run)."""
+        from agents import POLICIES
+        from agents.algorithms import ALGORITHMS
+        from agents.encodings import ENCODINGS
+
+        registries = {"algorithm": ALGORITHMS, "encoding": ENCODINGS, "policy": POLICIES}
+        return [f"{kind} {name}" for kind, name in self.needs if name not in registries[kind].names()]
+
+    def command(self, seeds: int = 5) -> str:
+        return f"evoboard bench {self.name} --out results/reference --seeds {seeds}"
+
+
+def run_specs(study: Study, folder: Path, seeds: int, device: str) -> None:
+    """Every run of the study's suite file once per seed, into ``folder`` (checked before any starts)."""
+    from suite.runner import Run
+    from suite.spec import resolve
+    from suite.suites.files import check_suite, load_suite
+
+    suite = load_suite(FOLDER / study.suite_file)
+    check_suite(suite)
+    resolved = [resolve(replace(spec, device=device)) for spec in suite.for_seeds(seeds)]
+    for i, spec in enumerate(resolved, 1):
+        row = Run(spec, folder).run()
+        print(f"[{study.name} {i}/{len(resolved)}] {row['task']} {row['encoding']}/{row['algorithm']} "
+              f"s{spec.spec.seed}: {row['final_score']:.4g} ({row['wall_s']:.0f} s)")  # fmt: skip
+
+
+def run_study(study: Study, out: str | Path, seeds: int, device: str) -> list[dict]:
+    """Run ``study`` into ``out/<name>/``, report it, test its claims; the claims' rows."""
+    from evoboard.errors import UsageError
+
+    missing = study.missing()
+    if missing:
+        raise UsageError(f"study {study.name} needs {', '.join(missing)}, not registered in this install")
+    folder = Path(out) / study.name
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if study.procedure is not None:
+        study.procedure(folder, seeds, device)
+    else:
+        run_specs(study, folder, seeds, device)
+    if study.after is not None:
+        study.after(folder)
+    if (folder / "runs").is_dir():
+        from suite.board.report import write_report
+
+        write_report(folder)
+    rows = write_claims(folder, study.claims, study.command(seeds))
+    stamp = consistent_sha(folder)
+    with open(folder / "claims.md", "a") as f:
+        f.write(f"\n{stamp}; {time.perf_counter() - start:.0f} s wall on this machine.\n")
+    print(f"{study.name}: {time.perf_counter() - start:.0f} s; claims in {folder / 'claims.md'}")
+    return rows
+
+
+def consistent_sha(folder: Path) -> str:
+    """One line saying which commit made the folder's leaderboard rows (and whether they agree)."""
+    from suite.board import leaderboard
+
+    shas = sorted(set(leaderboard.read(folder)["git_sha"].dropna().astype(str)))
+    if not shas:
+        return "No leaderboard rows (a procedure's own tables only)"
+    if len(shas) == 1:
+        return f"Every row made at commit {shas[0]}"
+    return f"WARNING: rows from several commits ({', '.join(shas)}): rerun into a fresh folder"
+
+
+def run_reference(out: str | Path, seeds: int, device: str, studies: tuple[Study, ...] | None = None) -> list[dict]:
+    """Every study into ``out/<study>/``, then ``out/claims.md`` (the claims table of all); prints the total time."""
+    from suite.publish import machine
+    from suite.studies.reference.catalogue import STUDIES
+
+    start = time.perf_counter()
+    rows, sections = [], []
+    for study in studies or tuple(STUDIES.values()):
+        study_rows = run_study(study, out, seeds, device)
+        rows += study_rows
+        sections.append(claims_markdown(study_rows, study.command(seeds)))
+    total = time.perf_counter() - start
+    text = "# Reference claims\n\n" + "\n".join(sections)
+    text += f"\nMeasured on {machine(device)}; {seeds} seeds; total {total / 60:.1f} min.\n"
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "claims.md").write_text(text)
+    print(f"reference: {len(rows)} claims, total {total / 60:.1f} min; table in {Path(out) / 'claims.md'}")
+    return rows

@@ -1,0 +1,114 @@
+"""The claims machinery: exact verdicts on a hand-made leaderboard, and one real study at a tiny budget."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from suite.board import leaderboard
+from suite.studies.claims import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Claim,
+    Comparison,
+    Sample,
+    evaluate,
+    verdict,
+    write_claims,
+)
+from suite.studies.reference import run_study
+from suite.studies.reference.catalogue import STUDIES
+from suite.studies.reference.procedures import critical_sigma
+
+
+def test_verdict_rule_is_exact():
+    assert verdict(0.51, 0.9) == REPRODUCED
+    assert verdict(0.5, 0.9) == INCONCLUSIVE  # the bound must be above 0.5, not on it
+    assert verdict(0.1, 0.49) == NOT_REPRODUCED
+    assert verdict(0.2, 0.8) == INCONCLUSIVE
+    assert verdict(0.6, 0.9, [(0.4, 0.7)]) == INCONCLUSIVE  # X does not beat its baseline
+    assert verdict(0.6, 0.9, [(0.55, 0.7)]) == REPRODUCED
+
+
+def board_row(i: int, encoding: str, score: float, kind: str = "return", margin: float | None = None) -> dict:
+    config = {"task": "T", "encoding": encoding, "algorithm": "ga", "policy": "mlp",
+              "settings": {"task": {"elite_margin": margin}}}  # fmt: skip
+    return {**dict.fromkeys(leaderboard.COLUMNS, 0), "run_id": f"r{i}", "task": "T", "encoding": encoding,
+            "algorithm": "ga", "policy": "mlp(64,64)", "final_score": score, "score_kind": kind, "git_sha": "abc",
+            "config": json.dumps(config)}  # fmt: skip
+
+
+@pytest.fixture
+def folder(tmp_path):
+    scores = {"lowrank": [5.0, 6.0, 7.0, 8.0], "dense": [1.0, 2.0, 3.0, 4.0], "random": [0.0, 0.5, 1.0, 1.5]}
+    rows = [board_row(10 * k + i, enc, s) for k, (enc, ss) in enumerate(scores.items()) for i, s in enumerate(ss)]
+    rows += [board_row(100 + i, "dense", 9.0, margin=1.0) for i in range(2)]  # only a setting tells these apart
+    leaderboard.write_csv(leaderboard.path_in(tmp_path), pd.DataFrame(rows, columns=leaderboard.COLUMNS))
+    return tmp_path
+
+
+def side(encoding: str, **where) -> Sample:
+    return Sample(encoding, {"encoding": encoding, **where})
+
+
+def test_disjoint_runs_reproduce_and_reversed_runs_do_not(folder):
+    beats_floor = (Comparison(side("lowrank"), side("random")),)
+    row = evaluate(folder, Claim("f", "p", Comparison(side("lowrank"), side("dense", elite_margin=None)), beats_floor))
+    assert (row["p"], row["p_low"], row["p_high"], row["verdict"]) == (1.0, 1.0, 1.0, REPRODUCED)
+    assert row["y_iqm"] == 2.5 and row["n_y"] == 4  # the elite_margin runs are not dense's
+    row = evaluate(folder, Claim("f", "p", Comparison(side("dense", elite_margin=None), side("lowrank"))))
+    assert row["verdict"] == NOT_REPRODUCED and row["p"] == 0.0
+    # Lower is better: the same runs read as bits per char reverse the verdict.
+    lower = Comparison(side("lowrank"), side("dense", elite_margin=None), higher_is_better=False)
+    assert evaluate(folder, Claim("f", "p", lower))["verdict"] == NOT_REPRODUCED
+    # Credited 4.5, dense is [5.5, 6.5, 7.5, 8.5] against lowrank's [5, 6, 7, 8]: 1+2+3+4 of 16 pairs won.
+    within = Comparison(side("dense", elite_margin=None), side("lowrank"), margin=4.5)
+    assert evaluate(folder, Claim("f", "p", within))["p"] == 10 / 16
+
+
+def test_write_claims_makes_the_table_and_the_profile(folder):
+    claims = (Claim("lowrank beats dense", "Garbus & Pollack 2025", Comparison(side("lowrank"), side("dense"))),)
+    rows = write_claims(folder, claims, "evoboard bench x")
+    text = (folder / "claims.md").read_text()
+    assert "| lowrank beats dense | Garbus & Pollack 2025 | `evoboard bench x` |" in text
+    assert f"**{rows[0]['verdict']}**" in text and (folder / "profile.png").stat().st_size > 0
+    missing = evaluate(folder, Claim("f", "p", Comparison(side("lowrank"), side("sparse"))))
+    assert missing["verdict"] == "not measured (no runs)"
+
+
+def test_critical_sigma_is_the_widest_step_near_the_parent():
+    rows = pd.DataFrame({"sigma": [0.01, 0.1, 1.0], "child_mean": [0.95, 0.92, 0.3], "parent_accuracy": 0.96})
+    assert critical_sigma(rows) == 0.1
+    assert critical_sigma(rows.assign(child_mean=0.1)) == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_every_study_names_registered_components(name):
+    missing = STUDIES[name].missing()
+    if missing:
+        pytest.skip(f"{name} needs {', '.join(missing)} (another helper adds it)")
+    assert STUDIES[name].claims
+
+
+@pytest.mark.slow
+def test_rso_study_end_to_end_at_a_tiny_budget(tmp_path):
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(
+        'description = "tiny"\n[defaults]\ntask = "digits"\nbatch_size = 32\n'
+        '[[runs]]\nalgorithm = "rso"\npopulation = 33\ngenerations = 1\npolicy = "classifier_mlp"\nhidden = "8"\n'
+        '[[runs]]\nalgorithm = "adam"\npopulation = 5\ngenerations = 1\npolicy = "classifier_mlp"\nhidden = "8"\n'
+        '[[runs]]\nalgorithm = "adam"\npopulation = 16\ngenerations = 1\npolicy = "classifier_mlp"\nhidden = "8"\n'
+    )
+    study = replace(STUDIES["rso-digits"], suite_file=str(tiny))
+    rows = run_study(study, tmp_path / "out", seeds=2, device="cpu")
+    folder = tmp_path / "out" / "rso-digits"
+    mlp = [r for r in rows if "classifier_mlp" in r["finding"]]
+    assert [r["n_x"] for r in mlp] == [2, 2] and all(r["verdict"] != "not measured (no runs)" for r in mlp)
+    cnn = [r for r in rows if "small_cnn" in r["finding"]]
+    assert all(r["verdict"] == "not measured (no runs)" for r in cnn)
+    text = (folder / "claims.md").read_text()
+    assert "Every row made at commit" in text and (folder / "report" / "report.md").exists()
