@@ -16,6 +16,8 @@ from suite.backends.local import build_parts
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
 from suite.studies.ensembles import COLUMNS, ChildEnsembles, EnsembleActor, select
+from suite.studies.parents import train_parent
+from suite.studies.sparse_window import SELECT_FRACTION, sweep
 
 CPU = torch.device("cpu")
 
@@ -122,3 +124,11 @@ def test_select_takes_the_first_best_prefix_and_skips_failed_children():
     chosen = select(fitness, lambda members: scores[tuple(members)], k_max=5)
     assert chosen.order == [2, 3, 0] and chosen.size == 2 and chosen.ensemble_fitness == 0.7
     assert select(fitness, lambda members: 0.0, k_max=1).size == 1
+
+
+def test_sparse_window_reports_parent_best_child_and_ensemble_chosen_on_selection(tmp_path: Path):
+    parent, row = train_parent(tmp_path, generations=2, settings={"select_fraction": SELECT_FRACTION})
+    (point,) = sweep(parent, densities=(0.1,), sigmas=(0.1,), children=6)
+    assert point["parent_accuracy"] == row["final_score"] and 1 <= point["ensemble_size"] <= 6
+    assert point["child_min"] <= point["best_child_accuracy"] <= point["child_max"]
+    assert point["best_child_selection"] >= point["ensemble_selection"] or point["ensemble_size"] > 1
