@@ -6,6 +6,8 @@ member's next-character predictions on minibatches of windows from the training 
 member sees the same windows in a generation (a fair comparison) and new windows each
 generation, drawn from the runner's episode seeds (one minibatch per seed). The final score is
 the validation bits per character of the final elite on fixed, evenly spaced windows.
+``select_fraction`` holds out the end of the training text as a selection split (never trained
+on) for studies that choose among models before that one score; by default there is none.
 
 Units: one *member-forward* is one member's forward over one window of ``context`` characters
 (all positions at once, as in teacher-forced training); a *frame* is one character scored,
@@ -52,6 +54,8 @@ class CharLMOptions(Checked):
     """Fraction of the corpus (its end) held out for validation."""
     val_windows: int = bounded(256, ge=1)
     """Validation windows, evenly spaced over the held-out part, for the final bits per character."""
+    select_fraction: float = bounded(0.0, ge=0, lt=1)
+    """Fraction of the training text (its end) held out to choose among models on (ensembles); 0: none."""
     members_per_forward: int | None = bounded(None, ge=1)
     """Members run in one batched forward (bounds peak memory); default: all at once."""
 
@@ -89,6 +93,10 @@ class CharLMTask(Task):
         self.vocab = self.data.vocab
         self._train = torch.from_numpy(self.data.train)
         self._val = torch.from_numpy(self.data.val)
+        cut = len(self._train) - round(options.select_fraction * len(self._train))
+        if cut < len(self._train) and min(cut, len(self._train) - cut) <= options.context:
+            raise ValueError(f"select_fraction {options.select_fraction} leaves a split shorter than one window")
+        self._train, self._select = self._train[:cut], self._train[cut:]  # the selection text is never trained on
         v, t = len(self.vocab), options.context
         self.observation_space = gym.spaces.MultiDiscrete(np.full(t, v))
         self.action_space = gym.spaces.Discrete(v)
@@ -103,9 +111,13 @@ class CharLMTask(Task):
 
     def validation_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed validation windows, evenly spaced over the held-out part: each (val_windows, T)."""
+        return self._spaced(self._val)
+
+    def _spaced(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``val_windows`` windows evenly spaced over ``tokens``: inputs and targets, each (val_windows, T)."""
         t = self.options.context
-        starts = np.linspace(0, len(self._val) - t - 1, self.options.val_windows).round().astype(np.int64)
-        return self._cut(self._val, starts)
+        starts = np.linspace(0, len(tokens) - t - 1, self.options.val_windows).round().astype(np.int64)
+        return self._cut(tokens, starts)
 
     def _cut(self, tokens: torch.Tensor, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.from_numpy(starts)[:, None] + torch.arange(self.options.context + 1)  # (B, T+1)
@@ -150,11 +162,24 @@ class CharLMTask(Task):
         """
         inputs, targets = self.validation_windows()
         n, t = inputs.shape
-        b = self.options.batch_windows
-        nats = sum(float(self._losses(act, 1, inputs[i : i + b], targets[i : i + b])[0]) * len(inputs[i : i + b])
-                   for i in range(0, n, b)) / n  # fmt: skip
-        returns = np.array([[-nats]])
+        returns = -self._window_nats(act, 1, inputs, targets)[:, None]  # (1, 1)
         return self.score(returns), Evaluation.scored(returns, items=n * t, forwards=n)
+
+    def selection_fitness(self, act: Act, members: int = 1) -> np.ndarray:
+        """Minus mean cross-entropy (nats) of each member on windows of the selection text: (members,).
+
+        The selection text is the end of the training split, held out of training by
+        ``select_fraction``: what a study chooses models on before the one validation score.
+        """
+        if not len(self._select):
+            raise ValueError("charlm has no selection split: --set select_fraction=0.1 holds out 10% of training")
+        return -self._window_nats(act, members, *self._spaced(self._select))
+
+    def _window_nats(self, act: Act, members: int, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """Mean nats per character of each member over many windows, ``batch_windows`` at a time: (members,)."""
+        n, b = len(inputs), self.options.batch_windows
+        return sum(self._losses(act, members, inputs[i : i + b], targets[i : i + b]) * len(inputs[i : i + b])
+                   for i in range(0, n, b)) / n  # fmt: skip
 
     # -- gradient training ----------------------------------------------------------------
     def loss(self, forward: Callable[[torch.Tensor], torch.Tensor], seed: int) -> tuple[torch.Tensor, Evaluation]:

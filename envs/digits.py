@@ -7,7 +7,9 @@ constant, not by the run's seed), so every run on every machine tests on the sam
 Fitness is minus the mean cross-entropy of each member on a minibatch of training images,
 the same images for every member in a generation, drawn from the runner's episode seeds
 (one minibatch per seed), exactly as ``charlm`` does with windows. The final score is the
-test accuracy of the final elite (``score_kind=accuracy``).
+test accuracy of the final elite (``score_kind=accuracy``). ``select_fraction`` holds out the
+tail of the (fixed) training permutation as a selection split, never trained on, for studies
+that choose among models before the one test (``selection_fitness``); by default there is none.
 
 Observations are Box(64) pixels in [0, 1]; the policy's answer for images (A, B, 64) is
 class logits (A, B, 10) (``classifier_mlp``, ``small_cnn``). One member-forward is one
@@ -43,6 +45,8 @@ class DigitsOptions(Checked):
     """Minibatches per member per evaluation, one per episode seed; fitness is their mean."""
     test_fraction: float = bounded(0.2, gt=0, lt=1)
     """Fraction of the 1,797 images held out (fixed permutation) for the final test accuracy."""
+    select_fraction: float = bounded(0.0, ge=0, lt=1)
+    """Fraction of the training images held out (fixed) to choose among models on (ensembles); 0: none."""
 
 
 def digits_split(test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -68,6 +72,9 @@ class DigitsTask(Task):
         x_train, y_train, x_test, y_test = digits_split(options.test_fraction)
         if options.batch_size > len(y_train):
             raise ValueError(f"batch_size must be <= {len(y_train)} training images, got {options.batch_size}")
+        cut = len(y_train) - round(options.select_fraction * len(y_train))  # the tail of the permuted training set
+        self.x_select, self.y_select = torch.from_numpy(x_train[cut:]), torch.from_numpy(y_train[cut:])
+        x_train, y_train = x_train[:cut], y_train[:cut]
         self.x_train, self.y_train = torch.from_numpy(x_train), torch.from_numpy(y_train)
         self.x_test, self.y_test = torch.from_numpy(x_test), torch.from_numpy(y_test)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (PIXELS,), np.float32)
@@ -89,7 +96,10 @@ class DigitsTask(Task):
 
     def losses(self, act: Act, members: int, seed: int) -> np.ndarray:
         """Mean cross-entropy (nats) of each member on the minibatch of ``seed``: (members,)."""
-        images, labels = self.minibatch(seed)
+        return self._cross_entropies(act, members, *self.minibatch(seed))
+
+    def _cross_entropies(self, act: Act, members: int, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """Mean cross-entropy (nats) of each member on the same labelled images: (members,)."""
         logits = self._logits(act, members, images)  # (A, B, 10)
         flat = labels.to(logits.device).expand(members, -1).reshape(-1)
         ce = F.cross_entropy(logits.reshape(-1, CLASSES).float(), flat, reduction="none")
@@ -107,6 +117,16 @@ class DigitsTask(Task):
         logits = self._logits(act, members, self.x_test)  # (A, N_test, 10)
         correct = logits.argmax(-1).cpu() == self.y_test
         return correct.double().mean(1).numpy()
+
+    def selection_fitness(self, act: Act, members: int = 1) -> np.ndarray:
+        """Minus mean cross-entropy of each member on the selection images (held out of training): (members,).
+
+        What a study chooses models on (ensembles' children and size), so the test images are
+        scored once, for the chosen ones. ValueError when the task has no selection split.
+        """
+        if not len(self.y_select):
+            raise ValueError("digits has no selection split: --set select_fraction=0.1 holds out 10% of training")
+        return -self._cross_entropies(act, members, self.x_select, self.y_select)
 
     def score(self, returns: np.ndarray) -> float:
         """The final score is the accuracy itself (returns hold it)."""

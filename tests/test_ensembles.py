@@ -12,9 +12,12 @@ import torch
 import envs
 from agents import PopulationActor, checkpoints, encodings, make_policy
 from evoboard.errors import UsageError
+from suite.backends.local import build_parts
 from suite.runner import Run
 from suite.spec import RunSpec, resolve
-from suite.studies.ensembles import COLUMNS, EnsembleActor
+from suite.studies.ensembles import COLUMNS, ChildEnsembles, EnsembleActor, select
+from suite.studies.parents import train_parent
+from suite.studies.sparse_window import SELECT_FRACTION, sweep
 
 CPU = torch.device("cpu")
 
@@ -84,3 +87,50 @@ def test_ensembles_need_a_population_of_children(tmp_path: Path):
         Run(resolve(RunSpec("digits", algorithm="adam", device="cpu", settings={"ensemble": 2})), tmp_path)
     with pytest.raises(UsageError, match="ensemble must be >= 1"):
         resolve(RunSpec("digits", settings={"ensemble": 0}))
+
+
+def test_children_and_ensemble_size_are_chosen_on_the_selection_split_and_tested_once(tmp_path: Path):
+    spec = RunSpec("digits", population=10, seed=0, device="cpu", settings={"select_fraction": 0.2, "ensemble": 4})
+    built = build_parts(resolve(spec), CPU)
+    task, policy, encoding = built.task, built.policy, built.encoding
+    genomes = [(s,) for s in range(10)]
+    params = encoding.to_params(torch.stack([encoding.vector(g) for g in genomes]))
+    selection = task.selection_fitness(PopulationActor(policy, params, CPU), 10)
+    test = task.accuracy(PopulationActor(policy, params, CPU), 10)
+    assert np.argmax(selection) != np.argmax(test)  # the test split would pick another child
+    order = np.argsort(-selection, kind="stable")
+
+    def ensemble(k: int) -> EnsembleActor:
+        return EnsembleActor(policy, params.select(torch.tensor(order[:k])), CPU, "probs")
+
+    by_k = [selection[order[0]]] + [task.selection_fitness(ensemble(k))[0] for k in range(2, 5)]
+    size = int(np.argmax(by_k)) + 1
+    training = -np.arange(10.0)  # training fitness ranks the children the other way: it must not matter
+    row = ChildEnsembles(built, 4)(tmp_path, 1, genomes, training, None, [])
+    saved = pd.read_csv(tmp_path / "ensembles.csv").iloc[0]
+    assert saved["selected_on"] == "selection_split" and saved["ens_size"] == size and row["ens_k"] == 4
+    assert row["best_child_score"] == test[order[0]]  # the test score of the child chosen on selection
+    assert row["mean_child_score"] == pytest.approx(test[order[:size]].mean())
+    assert row["ensemble_score"] == task.final_score(ensemble(size), [])[0]
+    # Shuffling the test labels changes test scores, never what is chosen.
+    task.y_test = task.y_test[torch.randperm(len(task.y_test), generator=torch.Generator().manual_seed(0))]
+    (tmp_path / "shuffled").mkdir()
+    ChildEnsembles(built, 4)(tmp_path / "shuffled", 1, genomes, training, None, [])
+    shuffled = pd.read_csv(tmp_path / "shuffled" / "ensembles.csv").iloc[0]
+    assert shuffled["ens_size"] == size and shuffled["best_child_selection"] == saved["best_child_selection"]
+
+
+def test_select_takes_the_first_best_prefix_and_skips_failed_children():
+    fitness = np.array([0.1, np.nan, 0.5, 0.3, -np.inf])
+    scores = {(2, 3): 0.7, (2, 3, 0): 0.6}
+    chosen = select(fitness, lambda members: scores[tuple(members)], k_max=5)
+    assert chosen.order == [2, 3, 0] and chosen.size == 2 and chosen.ensemble_fitness == 0.7
+    assert select(fitness, lambda members: 0.0, k_max=1).size == 1
+
+
+def test_sparse_window_reports_parent_best_child_and_ensemble_chosen_on_selection(tmp_path: Path):
+    parent, row = train_parent(tmp_path, generations=2, settings={"select_fraction": SELECT_FRACTION})
+    (point,) = sweep(parent, densities=(0.1,), sigmas=(0.1,), children=6)
+    assert point["parent_accuracy"] == row["final_score"] and 1 <= point["ensemble_size"] <= 6
+    assert point["child_min"] <= point["best_child_accuracy"] <= point["child_max"]
+    assert point["best_child_selection"] >= point["ensemble_selection"] or point["ensemble_size"] > 1

@@ -20,6 +20,7 @@ from agents import algorithms as algorithm_registry
 from agents import encodings as encoding_registry
 from agents.algorithms import Algorithm, AlgorithmState, VectorSearch
 from agents.encodings import Encoding, Genome
+from agents.encodings.masked import masked, shrinks
 from agents.masks import MaskedPolicy, load_mask
 from agents.policies import Policy
 from envs import Evaluation, Task
@@ -41,12 +42,17 @@ def build_parts(resolved: Any, device: torch.device) -> Parts:
     spec = resolved.spec
     task = envs.make(spec.task, resolved.task)
     policy = make_policy(spec.policy, task.observation_space, task.action_space, resolved.policy)
-    if resolved.runner.mask is not None:  # a lottery ticket: every member's masked weights are zero
-        policy = MaskedPolicy(policy, load_mask(resolved.runner.mask))
+    mask = load_mask(resolved.runner.mask) if resolved.runner.mask is not None else None
+    if mask is not None:  # a lottery ticket: every member's masked weights are zero
+        policy = MaskedPolicy(policy, mask)
     encoding = encoding_registry.make(spec.encoding, policy, resolved.encoding, device)
-    if resolved.runner.init is not None:  # a pretrained start: genomes are rooted at the checkpoint's link
-        start = checkpoints.load(resolved.runner.init)
-        encoding.start_from(start.link, start.search_vector(encoding))
+    start = checkpoints.load(resolved.runner.init) if resolved.runner.init is not None else None
+    vector = start.search_vector(encoding) if start is not None else None  # (D_full,) before any mask
+    if mask is not None and shrinks(encoding):  # the search holds only the surviving weights
+        encoding = masked(encoding, mask)
+        vector = encoding.restrict(vector) if vector is not None else None
+    if start is not None:  # a pretrained start: genomes are rooted at the checkpoint's link
+        encoding.start_from(start.link, vector)
     algorithm = algorithm_registry.make(spec.algorithm, spec.population, resolved.algorithm)
     if isinstance(algorithm, VectorSearch):  # an evolution strategy searches around a mean in the encoding's space
         algorithm.bind(encoding)

@@ -5,9 +5,14 @@ the remaining weights per round (keep ratio 0.8, global, biases never pruned) an
 with the mask (``--set mask=PATH``, the same mechanism any run can use):
 - ``snr``: score |mu| / sigma of the last SNES distribution, rewind survivors to their init;
 - ``magnitude``: score |mu|, rewind;
-- ``random``: a random mask with the same kept fraction, and a fresh init each round.
-Rewinding is training again from the same init seed: the masked network starts from the
-surviving weights' initial values. Every round is an ordinary run with a leaderboard row.
+- ``random``: a random mask with the same kept fraction; everything else as the other two.
+Rewinding is training again from the same seed: the masked network starts from the surviving
+weights' initial values, and the search holds only those weights (``agents.encodings.masked``:
+``search_dims`` drops, SNES's sigma learning rate follows the surviving D, as in es-lottery).
+Every round of every method uses the run seed (so the same init and episode seeds); only the
+mask differs, so the random baseline isolates the mask. (Lange & Sprekeler's random baseline
+also re-initialises; evoboard keeps the init so that a difference is the mask's alone.)
+Every round is an ordinary run with a leaderboard row.
 Writes ``lottery.csv`` (task, method, round, kept fraction, final score) and ``lottery.png``
 (score vs fraction of weights kept) in the output folder, masks under ``lottery/masks``.
 """
@@ -20,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from agents import pruning
+from agents.encodings.masked import MaskedSearch
 from agents.masks import kept_fraction, save_mask
 from suite.publish import publish, pyplot
 from suite.runner import Run
@@ -57,6 +64,17 @@ def _train(task: LotteryTask, seed: int, mask: Path | None, out: Path, device: s
     return run, run.run()
 
 
+def full_state(encoding, state) -> tuple[np.ndarray, np.ndarray | None]:
+    """SNES's mean and sigma over the full (unmasked) vector: pruned weights mean 0, sigma 1 (never scored)."""
+    mean = torch.as_tensor(np.asarray(state.mean), dtype=torch.float64)[None]  # (1, D)
+    sigma = getattr(state, "sigma", None)
+    sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)[None] if sigma is not None else None
+    if isinstance(encoding, MaskedSearch):
+        mean = encoding.expand(mean)
+        sigma = encoding.expand(sigma, fill=1.0) if sigma is not None else None
+    return mean[0].numpy(), sigma[0].numpy() if sigma is not None else None
+
+
 def _result(task: LotteryTask, method: str, r: int, seed: int, kept: float, row: dict) -> dict:
     return {"task": task.task, "method": method, "round": r, "seed": seed, "kept": kept,
             "final_score": row["final_score"], "score_kind": row["score_kind"], "run_id": row["run_id"]}  # fmt: skip
@@ -69,15 +87,14 @@ def lottery(task: LotteryTask, seed: int, out: Path, device: str, keep_ratio: fl
     encoding = dense_run.encoding
     rows = [_result(task, m, 0, seed, 1.0, dense_row) for m in pruning.METHODS]
     for method in pruning.METHODS:
-        mask, state = pruning.full_mask(encoding), dense_run.state
+        mask, state, run_encoding = pruning.full_mask(encoding), dense_run.state, encoding
         for r in range(1, task.rounds):
-            sigma = getattr(state, "sigma", None)
-            score = pruning.scores(method, np.asarray(state.mean), sigma, encoding, seed=1000 * seed + r)
+            mean, sigma = full_state(run_encoding, state)
+            score = pruning.scores(method, mean, sigma, encoding, seed=1000 * seed + r)
             mask = pruning.prune(score, mask, keep_ratio)
             path = save_mask(masks_dir / f"{task.task.replace('/', '-')}-{method}-s{seed}-r{r}.npz", mask)
-            run_seed = seed + 1000 * r if method == "random" else seed  # random: re-init; others: rewind
-            run, row = _train(task, run_seed, path, out, device)
-            state = run.state
+            run, row = _train(task, seed, path, out, device)  # the same seed: rewound init, same episodes
+            state, run_encoding = run.state, run.encoding
             kept = kept_fraction(mask)
             rows.append(_result(task, method, r, seed, kept, row))
             print(f"lottery {task.task} {method} round {r}: kept {kept:.3f}, score {row['final_score']:.4g}")

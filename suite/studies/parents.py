@@ -9,11 +9,15 @@ from suite.spec import RunSpec, resolve
 
 
 def train_parent(
-    out: str | Path, seed: int = 0, hidden: str = "64,64", generations: int = 20, device: str = "cpu"
-) -> tuple[Path, dict]:
-    """Train a digits classifier with the ``adam`` reference (P=16: 16 steps a generation); its elite checkpoint."""
+    out: str | Path, seed: int = 0, hidden: str = "64,64", generations: int = 20, device: str = "cpu",
+    settings: dict | None = None,
+) -> tuple[Path, dict]:  # fmt: skip
+    """Train a digits classifier with the ``adam`` reference (P=16: 16 steps a generation); its elite checkpoint.
+
+    ``settings`` add to the run's (e.g. ``select_fraction``, so the parent never trains on a selection split).
+    """
     spec = RunSpec("digits", algorithm="adam", population=16, generations=generations, seed=seed, device=device,
-                   settings={"hidden": hidden})  # fmt: skip
+                   settings={"hidden": hidden, **(settings or {})})  # fmt: skip
     run = Run(resolve(spec), out)
     row = run.run()
     return run.run_dir.path / "elite.safetensors", row

@@ -5,9 +5,13 @@ network's weights tolerates a larger per-weight sigma than mutating all of them,
 of sigmas whose children stay near the parent shifts right as p falls. From one parent (the
 ``adam`` reference trained on digits, a few hundred steps, saved as a checkpoint by its run),
 this sweeps sigma for p in {1, 0.1, 0.01}: each point is ``CHILDREN`` sparse children of the
-parent (genomes (checkpoint link, seed), decoded through ``--set init``'s path) scored on the
-test images, plus their ensemble (mean probabilities). Writes ``sparse_window.csv`` and
-``sparse_window.png`` in the output folder.
+parent (genomes (checkpoint link, seed), decoded through ``--set init``'s path). The parent and
+the children never train on a selection split (``select_fraction``, 10% of the training
+images): the best child and the ensemble (mean probabilities of the top-k children, k chosen
+there too; ``suite.studies.ensembles.select``) are chosen on it, then parent, best child and
+ensemble are scored once on the test images, side by side. The children's test accuracy
+(mean, sd, min, max over all of them) describes the window; nothing is chosen by it. Writes
+``sparse_window.csv`` and ``sparse_window.png`` in the output folder.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from suite.backends.local import build_parts
 from suite.publish import publish, pyplot
 from suite.runner import resolve_device
 from suite.spec import RunSpec, resolve
-from suite.studies.ensembles import EnsembleActor
+from suite.studies.ensembles import ChildEnsembles, EnsembleActor
 from suite.studies.parents import train_parent
 
 if TYPE_CHECKING:
@@ -33,41 +37,52 @@ if TYPE_CHECKING:
 DENSITIES = (1.0, 0.1, 0.01)
 SIGMAS = tuple(float(s) for s in np.logspace(-2.5, 1.0, 11))
 CHILDREN = 32
+SELECT_FRACTION = 0.1  # of the training images: where children and ensemble size are chosen
 
 
 def sweep(parent: Path, densities=DENSITIES, sigmas=SIGMAS, children: int = CHILDREN, device: str = "cpu") -> list:
-    """One row per (p, sigma): test accuracy of sparse children (mean, sd, min, max) and of their ensemble."""
+    """One row per (p, sigma): parent, best child and ensemble (chosen on the selection split) on test, and the
+    test accuracy of all children (mean, sd, min, max)."""
     rows = []
     for p in densities:
         for sigma in sigmas:
             spec = RunSpec("digits", encoding="sparse", population=children, seed=0, device=device,
-                           settings={"init": str(parent), "density": p, "sparse_sigma": sigma})  # fmt: skip
-            resolved = resolve(spec)
-            parts = build_parts(resolved, resolve_device(device))
-            link = parts.encoding.root
+                           settings={"init": str(parent), "density": p, "sparse_sigma": sigma,
+                                     "select_fraction": SELECT_FRACTION})  # fmt: skip
+            parts = build_parts(resolve(spec), resolve_device(device))
+            task, link = parts.task, parts.encoding.root
             params = parts.encoding.decode([(link, s) for s in range(children)])  # (C, ...) children of the parent
-            acc = parts.task.accuracy(PopulationActor(parts.policy, params, parts.device), children)
-            ensemble, _ = parts.task.final_score(EnsembleActor(parts.policy, params, parts.device, "probs"), [])
-            parent_acc = parts.task.accuracy(
-                PopulationActor(parts.policy, parts.encoding.decode([(link,)]), parts.device)
-            )[0]
-            rows.append({"density": p, "sigma": sigma, "children": children, "mutated_per_child":
-                         parts.encoding.mutated_per_child, "parent_accuracy": parent_acc,
-                         "child_mean": acc.mean(), "child_sd": acc.std(), "child_min": acc.min(),
-                         "child_max": acc.max(), "ensemble_accuracy": ensemble})  # fmt: skip
-            print(f"sparse-window p={p:g} sigma={sigma:.4g}: children {acc.mean():.3f} (min {acc.min():.3f}), "
-                  f"ensemble {ensemble:.3f}, parent {parent_acc:.3f}")  # fmt: skip
+            chosen = ChildEnsembles(parts, children).choose(params, [])
+            best, members = chosen.order[0], chosen.order[: chosen.size]
+            acc = task.accuracy(PopulationActor(parts.policy, params, parts.device), children)
+            ensemble = EnsembleActor(parts.policy, params.select(torch.tensor(members)), parts.device, "probs")
+            parent_actor = PopulationActor(parts.policy, parts.encoding.decode([(link,)]), parts.device)
+            row = {"density": p, "sigma": sigma, "children": children,
+                   "mutated_per_child": parts.encoding.mutated_per_child,
+                   "parent_accuracy": task.accuracy(parent_actor)[0], "best_child_accuracy": acc[best],
+                   "ensemble_accuracy": task.final_score(ensemble, [])[0], "ensemble_size": chosen.size,
+                   "parent_selection": task.selection_fitness(parent_actor)[0],
+                   "best_child_selection": chosen.child_fitness[best], "ensemble_selection": chosen.ensemble_fitness,
+                   "child_mean": acc.mean(), "child_sd": acc.std(), "child_min": acc.min(),
+                   "child_max": acc.max()}  # fmt: skip
+            rows.append(row)
+            print(f"sparse-window p={p:g} sigma={sigma:.4g}: parent {row['parent_accuracy']:.3f}, best child "
+                  f"{row['best_child_accuracy']:.3f}, ensemble of {chosen.size} {row['ensemble_accuracy']:.3f} "
+                  f"(children {acc.mean():.3f}, min {acc.min():.3f})")  # fmt: skip
     return rows
 
 
 def figure(table: pd.DataFrame) -> Figure:
-    """Child test accuracy vs sigma (log), one line per density, min-max band; parent dashed, ensembles dotted."""
+    """Test accuracy vs sigma (log) per density: children's mean and min-max band, the selected best child
+    (dash-dot) and ensemble (dotted); the parent dashed."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for p, group in table.groupby("density", sort=False):
         line = ax.plot(group["sigma"], group["child_mean"], marker="o", label=f"children, p={p:g}")[0]
         ax.fill_between(group["sigma"], group["child_min"], group["child_max"], color=line.get_color(), alpha=0.15)
         ax.plot(group["sigma"], group["ensemble_accuracy"], ls=":", color=line.get_color(), label=f"ensemble, p={p:g}")
+        ax.plot(group["sigma"], group["best_child_accuracy"], ls="-.", color=line.get_color(), lw=0.8,
+                label=f"best child, p={p:g}")  # fmt: skip
     ax.axhline(table["parent_accuracy"].iloc[0], ls="--", color="k", label="parent (adam)")
     ax.set_xscale("log")
     ax.set_xlabel("sigma (per mutated weight)")
@@ -81,7 +96,7 @@ def run_sparse_window(out: str | Path, seeds: int = 1, device: str = "cpu") -> p
     """Train the parent (seed 0), sweep, write sparse_window.csv and .png into ``out``."""
     out = Path(out)
     torch.set_num_threads(1)
-    parent, row = train_parent(out, device=device)
+    parent, row = train_parent(out, device=device, settings={"select_fraction": SELECT_FRACTION})
     print(f"sparse-window parent: {row['run_id']} test accuracy {row['final_score']:.4f}")
     table = pd.DataFrame(sweep(parent, device=device))
     publish(out, "sparse_window", table, figure=figure(table))
