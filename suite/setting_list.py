@@ -12,6 +12,7 @@ from agents.algorithms import ALGORITHMS
 from agents.encodings import ENCODINGS
 from agents.policies import POLICIES
 from envs.base import EpisodeOptions
+from evoboard import lazy
 from evoboard.errors import UsageError
 from suite.backends import BACKENDS, backend_class
 from suite.settings import Setting, describe_options, show_value, unknown_message
@@ -69,9 +70,10 @@ def every_setting() -> list[Setting]:
             families.setdefault(envs.resolve(task_id).load().Options, []).append(task_id)
         except ImportError:
             continue  # a family whose package is missing is not listed
+    families.setdefault(lazy.load("envs.pixels:PixelOptions"), ["image tasks"])  # resolved per id, not listed
     for cls, ids in families.items():
         if cls is not EpisodeOptions:
-            label = f"task {ids[0].split('/')[0]}" + ("/*" if "/" in ids[0] else "")
+            label = f"task {ids[0].split('/')[0]}/*" if "/" in ids[0] else "gym tasks" if len(ids) > 1 else ids[0]
             out += [s for s in describe_options(cls, label) if s.key not in shared]
     for kind, registry in (("policy", POLICIES), ("encoding", ENCODINGS), ("algorithm", ALGORITHMS)):
         for name in registry.names():

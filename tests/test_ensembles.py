@@ -58,12 +58,14 @@ def test_control_ensembles_of_identical_children_act_like_the_child(task_id: str
 
 
 def test_sparse_run_from_an_adam_parent_records_ensembles(tmp_path: Path):
+    split = {"select_fraction": 0.1}  # children and ensemble size chosen on a split neither run trains on
     adam = Run(
-        resolve(RunSpec("digits", algorithm="adam", population=8, generations=4, seed=0, device="cpu")), tmp_path
+        resolve(RunSpec("digits", algorithm="adam", population=8, generations=4, seed=0, device="cpu", settings=split)),
+        tmp_path,
     )
     parent_row = adam.run()
     elite = adam.run_dir.path / "elite.safetensors"
-    settings = {"init": str(elite), "ensemble": 4, "density": 0.1, "sparse_sigma": 0.1}
+    settings = {"init": str(elite), "ensemble": 4, "density": 0.1, "sparse_sigma": 0.1, **split}
     spec = RunSpec("digits", encoding="sparse", population=8, generations=3, seed=0, device="cpu", settings=settings)
     run = Run(resolve(spec), tmp_path)
     run.run()
@@ -74,8 +76,9 @@ def test_sparse_run_from_an_adam_parent_records_ensembles(tmp_path: Path):
     assert table["ens_k"].tolist() == [0, 4, 4]  # generation 0: every member is the parent
     later = table.iloc[1:]
     assert later[["parent_score", "best_child_score", "mean_child_score", "ensemble_score"]].notna().all().all()
-    # Measured against baselines, not a range: every ensemble beats its average child, and the best beats the parent.
-    assert (later["ensemble_score"] > later["mean_child_score"]).all()
+    # Measured against baselines, not a range: the selected ensemble is never worse than its average member (k = 1
+    # when one child is best on selection), and the best ensemble beats the parent.
+    assert (later["ensemble_score"] >= later["mean_child_score"]).all()
     assert later["ensemble_score"].max() > later["parent_score"].iloc[0]
     np.testing.assert_allclose(history["ensemble_score"].to_numpy(), table["ensemble_score"].to_numpy())
     board = pd.read_csv(tmp_path / "leaderboard.csv")

@@ -72,7 +72,7 @@ def test_an_actor_killed_mid_generation_is_replaced_and_the_result_is_the_same(l
     killed = []
 
     def kill_actor_0(evaluation: int, actors: list) -> None:
-        if evaluation == 5:  # generation 2's population, while its shards run
+        if evaluation == 6:  # generation 2's population (0: population, candidates; then + parents), mid-shard
             killed.append(backend.pids[0])
             ray.kill(actors[0], no_restart=True)
 
@@ -81,17 +81,21 @@ def test_an_actor_killed_mid_generation_is_replaced_and_the_result_is_the_same(l
         run.run()
     assert not ray.is_initialized()  # the instance this run started is stopped
     assert len(killed) == 1 and len(backend.replacements) == 1
-    # Found dead collecting its shard (evaluation 5), or, had it finished that shard before the kill
-    # landed, on generation 2's next evaluation (the elite candidates).
+    # Found dead collecting its shard (evaluation 6), or, had it finished that shard before the kill
+    # landed, on generation 2's next evaluation (the parents beside their children).
     event = backend.replacements[0]
-    assert event.startswith(("evaluation 5: ", "evaluation 6: ")) and f"actor 0 (pid {killed[0]}) died" in event
+    assert event.startswith(("evaluation 6: ", "evaluation 7: ")) and f"actor 0 (pid {killed[0]}) died" in event
     assert event in caplog.text
     row, hist = local_reference
     pd.testing.assert_series_equal(rows(out_dir).iloc[0], row, check_names=False)
     pd.testing.assert_frame_equal(history(out_dir, run.run_dir.path.name), hist)
 
     # What crossed the wire: a few bytes per member, not the policy's weights.
-    population = [t for t in backend.traffic if t["evaluation"] % 2 == 1]  # odd evaluations: whole populations
+    sizes: dict[int, int] = {}
+    for t in backend.traffic:
+        sizes[t["evaluation"]] = sizes.get(t["evaluation"], 0) + t["members"]
+    whole = {e for e, n in sizes.items() if n >= SPEC["population"]}  # populations (parents, candidates are fewer)
+    population = [t for t in backend.traffic if t["evaluation"] in whole]
     members = sum(t["members"] for t in population)
     assert members >= SPEC["population"] * SPEC["generations"]  # the re-run shard is counted too
     genome_bytes = sum(t["genome_bytes"] for t in population) / members

@@ -202,6 +202,7 @@ class ChildEnsembles:
             self.rows = earlier[earlier["generation"] < generation].to_dict("records")
         if parent is None and encoding.root is not None:
             parent = (encoding.root,)  # generation 0 of a pretrained start: every member is the checkpoint
+        parent = None if parent is None else encoding.canonical(parent)  # the elite copy is the parent, not a child
         canon = [encoding.canonical(g) for g in genomes]
         children = [g for g, c, f in zip(genomes, canon, fitness, strict=True) if c != parent and np.isfinite(f)]
         row: dict[str, Any] = {"generation": generation, "ens_k": min(self.k, len(children)),
