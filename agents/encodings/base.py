@@ -139,7 +139,8 @@ class SeedChainEncoding(Encoding):
 
     def evolved_layers(self) -> list[LayerSpec]:
         """The layers with evolved tensors: all but LayerNorms unless ``evolve_norms``."""
-        return [layer for layer in self.policy.layers if layer.kind != "norm" or self.options.evolve_norms]
+        evolve = getattr(self.options, "evolve_norms", False)  # a plugin's own options may predate the setting
+        return [layer for layer in self.policy.layers if layer.kind != "norm" or evolve]
 
     def tensor_shapes(self) -> list[tuple[str, TensorSpec]]:
         """(layer name, tensor) of every evolved tensor, in search-vector order; default: all of them."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -28,9 +29,10 @@ class DenseEncoding(SeedChainEncoding):
     name = "dense"
     Options = DenseOptions
 
-    def __init__(self, policy, options: DenseOptions, device: torch.device):
-        super().__init__(policy, options, device)
-        self._mutation_scale = self.mutation_scale()  # (D,)
+    @cached_property
+    def _mutation_scale(self) -> torch.Tensor:
+        """sigma times each dimension's scale (D,); built on first use, so a subclass's own mutate needs no sigma."""
+        return self.mutation_scale()
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
         eps = self.noises(seeds)  # (C, D)
