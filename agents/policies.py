@@ -163,7 +163,7 @@ class MLPPolicy(Policy):
 
     def narrowed(self, widths: tuple[int, ...]) -> MLPPolicy:
         options = MLPOptions(hidden=tuple(widths), activation=self.options.activation)
-        return MLPPolicy(self.obs_dim, self.action_space, options)
+        return type(self)(self.obs_dim, self.action_space, options)
 
 
 def make_policy(name: str, observation_space: gym.Space, action_space: gym.Space, options=None) -> Policy:

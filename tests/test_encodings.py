@@ -283,8 +283,7 @@ def test_lowrank_init_is_jevo_kaiming_or_the_dense_weight_variance(gain, want):
     assert isinstance(enc.decode([(1,)])["big"], FactorizedLinear)
     assert abs(float(w.std()) / want - 1) < 0.1
     u, v = (next(b for b in enc.blocks if b.role == role) for role in ("U", "V"))
-    if gain == math.sqrt(2):  # Jevo.jl's split: Var(U) = sqrt(2) / r, Var(V) = sqrt(2) / in
-        assert u.std**2 == pytest.approx(math.sqrt(2) / 8) and v.std**2 == pytest.approx(math.sqrt(2) / 256)
+    assert u.std == v.std and (u.std * v.std) ** 2 * 8 == pytest.approx(want**2)  # an even split of the product
 
 
 def test_lowrank_rank_and_layer_errors():

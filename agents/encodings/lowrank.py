@@ -9,11 +9,12 @@ with their own ranks. Biases and unfactorized weights stay dense.
 Defaults follow their code, Jevo.jl (github.com/jarbus/Jevo.jl):
 - the factor init of ``create_kaiming_nfactor_init`` / ``apply_kaiming_normal_noise_factored!``
   (``src/organisms/nn/utils.jl``): for W (out, in) = U V^T, Var(U) = g/r and Var(V) = g/in
-  with g = sqrt(2), so each entry of U V^T has the Kaiming variance 2/in. evoboard generalises
-  it to a layer of dense init std s: the product's std is ``factor_gain * s`` (sqrt(2) turns
-  evoboard's LeCun std into Jevo.jl's Kaiming one; 1 starts exactly where ``dense`` starts).
-  Jevo.jl gives both factors a full Kaiming std when in > out (its "core matrix" branch) and
-  assigns conv factors the other way round; evoboard uses the rule above for every matrix.
+  with g = sqrt(2), so each entry of U V^T has the Kaiming variance 2/in. evoboard keeps the
+  product's distribution for a layer of dense init std s: U V^T has std ``factor_gain * s``
+  (sqrt(2) turns evoboard's LeCun std into Jevo.jl's Kaiming one; 1 starts exactly where
+  ``dense`` starts), split evenly between U and V (``factor_std`` says why that split gives
+  the same GA runs as Jevo.jl's). Jevo.jl gives both factors a full Kaiming std when
+  in > out (its "core matrix" branch, product variance 4/in); evoboard does not copy that.
 - the output layer of an RL policy (``LayerSpec.output``) stays dense, as in every Jevo.jl
   Atari and CarRacing config (``experiments/*/02-*-lora-*/0/config.jl``: the last ``Dense``
   has no rank); ``factorize_output`` factorizes it too.
@@ -81,15 +82,17 @@ class LowRankOptions(EncodingOptions):
         return self.rank
 
 
-def factor_stds(weight_std: float, rows: int, cols: int, rank: int, gain: float) -> tuple[float, float]:
-    """Init stds of U (rows, r) and V (cols, r), split as Jevo.jl splits a Kaiming std.
+def factor_std(weight_std: float, rank: int, gain: float) -> float:
+    """Init std of U and V so that each entry of U V^T (a sum of r products) has std ``gain * weight_std``.
 
-    The product's std is t = gain * weight_std: Var(U) = t sqrt(cols) / r and
-    Var(V) = t / sqrt(cols), so Var((U V^T)_ij) = r Var(U) Var(V) = t^2. With
-    weight_std = 1/sqrt(cols) and gain sqrt(2) these are Jevo.jl's sqrt(2)/r and sqrt(2)/cols.
+    Jevo.jl splits the same product std unevenly (Var(U) = g/r, Var(V) = g/in). W = U V^T is
+    unchanged by U -> aU, V -> V/a, and so is a mutation relative to each factor's std, so
+    under the shared convention a GA run is the same function of its seeds for either split
+    (up to rounding). The even split keeps U and V at one scale, which an evolution strategy,
+    stepping by one absolute es_sigma in search space, needs (Jevo.jl's split left a 4-generation
+    SNES on digits at chance).
     """
-    t = gain * weight_std
-    return math.sqrt(t * math.sqrt(cols) / rank), math.sqrt(t / math.sqrt(cols))
+    return math.sqrt(gain * weight_std / math.sqrt(rank))
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ class LowRankEncoding(SeedChainEncoding):
             if layer.name in self.ranks:
                 r = self.ranks[layer.name]
                 rows, cols = layer.matrix_shape
-                u_std, v_std = factor_stds(weight.std, rows, cols, r, self.options.factor_gain)
+                u_std = v_std = factor_std(weight.std, r, self.options.factor_gain)
                 # Stored rank-major, (r, rows), and viewed transposed: the forward's bmm then reads the
                 # factors with unit stride (3-4x faster than r-fastest storage for one row per member).
                 weight_specs = [TensorSpec("U", (r, rows), u_std), TensorSpec("V", (r, cols), v_std)]

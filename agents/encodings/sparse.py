@@ -44,7 +44,7 @@ class SparseOptions(EncodingOptions):
     """Fraction p of each layer's parameters a child mutates, 0 < p <= 1."""
     layer_density: tuple[str, ...] = ()
     """Per-layer densities as name:p pairs, e.g. fc0:0.05,fc2:0.5; other layers use density."""
-    sparse_sigma: float | None = bounded(None, gt=0, finite=True)
+    sparse_sigma: float | None = bounded(None, gt=0)
     """Older name of sigma for this encoding (relative to init std, per chosen entry); when set, it replaces sigma."""
     disjoint: bool = False
     """Mask = part (seed mod parts) of a fixed per-layer partition: siblings with distinct residues never overlap."""
