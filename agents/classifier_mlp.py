@@ -3,10 +3,14 @@
 The control ``mlp`` maps one observation per member to an action (the argmax for Discrete
 spaces). A supervised task needs the logits of many inputs per member, as the char
 transformer gives them, so this policy reuses the MLP's layers and forward and returns
-the output layer itself.
+the output layer itself. Its output layer is not an RL action layer (``LayerSpec.output``
+is False), so ``lowrank`` factorizes it like any other, as Jevo.jl factorizes the (tied)
+output of its text models.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import gymnasium as gym
 import torch
@@ -19,6 +23,10 @@ class ClassifierMLP(MLPPolicy):
     """MLP from flat inputs to class logits: x (P, B, *obs) -> (P, B, classes), or (P, *obs) -> (P, classes)."""
 
     name = "classifier_mlp"
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, options=None):
+        super().__init__(obs_dim, action_space, options)
+        self.layers = tuple(dataclasses.replace(layer, output=False) for layer in self.layers)
 
     @classmethod
     def for_spaces(cls, observation_space, action_space, options=None) -> ClassifierMLP:

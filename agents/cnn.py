@@ -51,7 +51,7 @@ class NatureCNN(Policy):
             channels = out
         self.flat = channels * height * width  # 64 * 7 * 7 = 3136 for 84x84 frames
         layers.append(LayerSpec("fc", "linear", self.flat, self.options.cnn_hidden))
-        layers.append(LayerSpec("out", "linear", self.options.cnn_hidden, self.head.width))
+        layers.append(LayerSpec("out", "linear", self.options.cnn_hidden, self.head.width, output=True))
         self.layers = tuple(layers)
 
     @classmethod

@@ -28,12 +28,20 @@ class TensorSpec:
     shape: tuple[int, ...]
     std: float
     mean: float = 0.0
+    scale: float | None = None
+    """What a mutation scale is relative to; None: ``std``. Set for tensors that start constant (std 0)."""
+
+    @property
+    def mutation_scale(self) -> float:
+        """The unit of this tensor's mutations: every encoding moves it by ``sigma`` times this."""
+        return self.std if self.scale is None else self.scale
 
 
 @dataclass(frozen=True)
 class LayerSpec:
     """A layer's kind and shape. Linear/conv: features or channels in and out; embedding:
-    vocabulary in, width out; norm: width in and out. ``std`` overrides the weight init scale."""
+    vocabulary in, width out; norm: width in and out. ``std`` overrides the weight init scale.
+    ``output`` marks a policy's action layer (RL heads), which ``lowrank`` keeps dense by default."""
 
     name: str
     kind: str
@@ -42,6 +50,7 @@ class LayerSpec:
     kernel: int = 1
     stride: int = 1
     std: float | None = None
+    output: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -70,14 +79,22 @@ class LayerSpec:
         return (rows, math.prod(self.weight_shape) // rows)
 
     def tensors(self) -> list[TensorSpec]:
-        """Every tensor of the layer with its init: LeCun-normal weights, zero biases, unit norms."""
+        """Every tensor of the layer with its init: LeCun-normal weights, zero biases, unit norms.
+
+        Mutation scales (``TensorSpec.mutation_scale``): a weight's init std; a bias, which starts
+        at 0, takes its layer's weight std (as Garbus & Pollack's relative rates do); a LayerNorm
+        gain and bias take 1, the gain's init value. Jevo.jl (``src/organisms/nn/utils.jl``,
+        ``apply_kaiming_normal_noise_factored!``) scales every mutation by the tensor's Kaiming
+        std, which for a vector (fan-in 1 by ``Flux.nfan``) is sqrt(2) whatever its layer.
+        """
         if self.kind == "norm":
-            return [TensorSpec("weight", (self.out_features,), 0.0, 1.0), TensorSpec("bias", (self.out_features,), 0.0)]
+            width = (self.out_features,)
+            return [TensorSpec("weight", width, 0.0, 1.0, scale=1.0), TensorSpec("bias", width, 0.0, scale=1.0)]
         std = self.std if self.std is not None else 1.0 / math.sqrt(self.fan_in)
         weight = TensorSpec("weight", self.weight_shape, std)
         if self.kind == "embedding":
             return [weight]
-        return [weight, TensorSpec("bias", (self.out_features,), 0.0)]
+        return [weight, TensorSpec("bias", (self.out_features,), 0.0, scale=std)]
 
 
 class LayerParams(ABC):

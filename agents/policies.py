@@ -44,6 +44,14 @@ class Policy(ABC):
         """Short description for the leaderboard's ``policy`` column."""
         return self.name
 
+    def widths(self) -> tuple[int, ...]:
+        """The hidden widths ``narrowed`` may change (the task fixes the rest); none by default."""
+        return ()
+
+    def narrowed(self, widths: tuple[int, ...]) -> Policy:
+        """The same network with these hidden widths (``small_dense``); its forward takes either's params."""
+        raise ValueError(f"policy {self.name} has no hidden widths to narrow")
+
 
 POLICIES: Registry[type[Policy]] = Registry("policy", "evoboard.policies")
 
@@ -130,8 +138,10 @@ class MLPPolicy(Policy):
         self.options = options or MLPOptions()
         self.head = ActionHead(action_space)
         widths = (obs_dim, *self.options.hidden, self.head.width)
+        last = len(widths) - 2
         self.layers = tuple(
-            LayerSpec(f"fc{i}", "linear", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False))
+            LayerSpec(f"fc{i}", "linear", a, b, output=i == last)
+            for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False))
         )
         self._act = ACTIVATIONS[self.options.activation]
 
@@ -154,6 +164,13 @@ class MLPPolicy(Policy):
 
     def describe(self) -> str:
         return f"mlp({','.join(map(str, self.options.hidden))},{self.options.activation})"
+
+    def widths(self) -> tuple[int, ...]:
+        return self.options.hidden
+
+    def narrowed(self, widths: tuple[int, ...]) -> MLPPolicy:
+        options = MLPOptions(hidden=tuple(widths), activation=self.options.activation)
+        return type(self)(self.obs_dim, self.action_space, options)
 
 
 def make_policy(name: str, observation_space: gym.Space, action_space: gym.Space, options=None) -> Policy:

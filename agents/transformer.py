@@ -123,6 +123,16 @@ class CharTransformer(Policy):
             return self.forward(params, tokens.unsqueeze(1))[:, 0]
         return self.forward(params, tokens)
 
+    def widths(self) -> tuple[int, ...]:
+        return (self.options.n_embd,)
+
+    def narrowed(self, widths: tuple[int, ...]) -> CharTransformer:
+        """The same depth and heads with residual width ``widths[0]``, rounded down to a multiple of n_head."""
+        (width,) = widths
+        o = self.options
+        c = max(o.n_head, width - width % o.n_head)
+        return CharTransformer(self.vocab, self.context, CharTransformerOptions(o.n_layer, c, o.n_head))
+
     def describe(self) -> str:
         o = self.options
         return f"char_transformer(L{o.n_layer},C{o.n_embd},H{o.n_head},T{self.context})"

@@ -53,10 +53,19 @@ RUN_SETTINGS = {"lowrank-perturb": {"shared_min": 0}}
 
 
 class Net:
-    """The only part of a policy an encoding reads: its layers."""
+    """The only parts of a policy an encoding reads: its layers (and, for small_dense, widths to narrow)."""
 
     def __init__(self, layers: tuple[LayerSpec, ...] = LAYERS):
         self.layers = layers
+
+    def widths(self) -> tuple[int, ...]:
+        return (1,)
+
+    def narrowed(self, widths: tuple[int, ...]) -> Net:
+        return self  # unrelated layer shapes: small_dense on them is the dense network
+
+    def describe(self) -> str:
+        return "net"
 
 
 def encoding(name: str, layers: tuple[LayerSpec, ...] = LAYERS, **overrides):
@@ -82,9 +91,9 @@ def dense_of(form):
 
 def expected_dims(name: str, layers: tuple[LayerSpec, ...]) -> int | None:
     """search_dims from layer shapes alone; None for an encoding this file does not know."""
-    full = sum(math.prod(t.shape) for layer in layers for t in layer.tensors())
-    if name in ("dense", "lowrank-perturb", "sparse"):
-        return full
+    full = sum(math.prod(t.shape) for layer in layers if layer.kind != "norm" for t in layer.tensors())
+    if name in ("dense", "lowrank-perturb", "sparse", "small_dense"):
+        return full  # LayerNorms frozen by default
     if name == "lowrank":
         ranks = {"linear": 2, "conv2d": 3, "embedding": 2}
         total = 0
@@ -257,21 +266,24 @@ def test_lowrank_mutates_only_factors_and_biases():
     assert {r for _, r in roles} == {"U", "V", "bias"}
     for block in enc.blocks:
         assert bool((child[block.start : block.stop] != parent[block.start : block.stop]).all())
-        # relative rates: factor_sigma * factor std, plain_sigma * the layer's weight std
+        # relative rates: sigma * factor std on U and V, sigma * the layer's weight std on biases
         layer = next(layer for layer in LAYERS if layer.name == block.layer)
-        want = 0.1 * block.std if block.role in ("U", "V") else 0.01 / math.sqrt(layer.fan_in)
+        want = 0.1 * block.std if block.role in ("U", "V") else 0.1 / math.sqrt(layer.fan_in)
         delta = (child - parent)[block.start : block.stop]
         assert torch.allclose(enc._mutation_scale[block.start : block.stop], torch.tensor(want))
         if block.size > 50:
             assert 0.6 * want < float(delta.std()) < 1.4 * want
 
 
-def test_lowrank_init_has_the_dense_weight_variance():
+@pytest.mark.parametrize(("gain", "want"), [(math.sqrt(2), math.sqrt(2 / 256)), (1.0, 1 / math.sqrt(256))])
+def test_lowrank_init_is_jevo_kaiming_or_the_dense_weight_variance(gain, want):
     layer = LayerSpec("big", "linear", 256, 128)
-    enc = encoding("lowrank", (layer,), rank=8)
+    enc = encoding("lowrank", (layer,), rank=8, factor_gain=gain)
     w = dense_of(enc.decode([(1,), (2,)])["big"]).weight
     assert isinstance(enc.decode([(1,)])["big"], FactorizedLinear)
-    assert abs(float(w.std()) / (1 / math.sqrt(256)) - 1) < 0.1
+    assert abs(float(w.std()) / want - 1) < 0.1
+    u, v = (next(b for b in enc.blocks if b.role == role) for role in ("U", "V"))
+    assert u.std == v.std and (u.std * v.std) ** 2 * 8 == pytest.approx(want**2)  # an even split of the product
 
 
 def test_lowrank_rank_and_layer_errors():
@@ -289,7 +301,7 @@ def test_lowrank_rank_and_layer_errors():
 
 
 def test_lowrank_perturb_child_delta_has_rank_r():
-    enc = encoding("lowrank-perturb")
+    enc = encoding("lowrank-perturb", evolve_norms=True)
     parent, child = weights(enc.decode([(5,)])), weights(enc.decode([(5, 6)]))
     for layer in LAYERS:
         key = f"{layer.name}.weight"

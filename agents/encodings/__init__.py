@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from agents.encodings.base import Encoding, Genome, SeedChainEncoding
+from agents.encodings.base import Encoding, EncodingOptions, Genome, SeedChainEncoding
 from agents.encodings.dense import DenseEncoding
 from agents.encodings.lowrank import LowRankEncoding
 from agents.encodings.lowrank_perturb import LowRankPerturbEncoding
+from agents.encodings.small_dense import SmallDenseEncoding
 from agents.encodings.sparse import SparseEncoding
 from agents.registry import Registry
 
@@ -16,6 +17,7 @@ ENCODINGS.register("dense")(DenseEncoding)
 ENCODINGS.register("lowrank")(LowRankEncoding)
 ENCODINGS.register("lowrank-perturb")(LowRankPerturbEncoding)
 ENCODINGS.register("sparse")(SparseEncoding)
+ENCODINGS.register("small_dense")(SmallDenseEncoding)
 
 
 def make(name: str, policy, options=None, device: str | torch.device = "cpu") -> Encoding:
@@ -24,4 +26,4 @@ def make(name: str, policy, options=None, device: str | torch.device = "cpu") ->
     return cls(policy, options if options is not None else cls.Options(), torch.device(device))
 
 
-__all__ = ["ENCODINGS", "Encoding", "Genome", "SeedChainEncoding", "make"]
+__all__ = ["ENCODINGS", "Encoding", "EncodingOptions", "Genome", "SeedChainEncoding", "make"]

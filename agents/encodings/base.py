@@ -6,6 +6,16 @@ crosses process and machine boundaries cheaply and replays exactly. An encoding 
 genomes into population-batched layer parameters. It keeps the last population's decoded
 search vectors, so a child costs one mutation of its cached parent, and a whole
 population's children mutate in one batched op.
+
+One convention for every encoding (``EncodingOptions``), so a comparison of encodings
+compares encodings: a mutation moves each evolved tensor by ``sigma`` times that tensor's
+mutation scale (its init std; ``TensorSpec.mutation_scale`` for tensors that start
+constant), as Jevo.jl does (``src/organisms/nn/utils.jl``: every gene adds
+``randn * init_std * mr``); and LayerNorm gains and biases are either searched by every
+encoding or frozen at their init by every encoding (``evolve_norms``; Jevo.jl's
+``NBackMutator`` freezes them, ``no_layer_norm=true``). Where evoboard differs: Jevo.jl
+takes sqrt(mr) for the factors of a factorized weight (``nback_mutate``); here ``sigma`` is
+the same number on every evolved tensor, factors included.
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ from typing import ClassVar
 
 import torch
 
-from agents.layers import PopulationParams, TensorSpec, dense_form
+from agents.layers import DenseNorm, LayerParams, LayerSpec, PopulationParams, TensorSpec, dense_form
+from evoboard.options import Checked, bounded
 
 Genome = tuple[int, ...]
 SEED_BYTES = 4  # seeds are drawn in [0, 2**31): one uint32 each
@@ -41,6 +52,7 @@ class Block:
     shape: tuple[int, ...]
     std: float
     mean: float = 0.0
+    scale: float = 0.0  # the unit of its mutations (TensorSpec.mutation_scale)
 
     @property
     def size(self) -> int:
@@ -62,7 +74,7 @@ def layout(tensors: Sequence[tuple[str, TensorSpec]]) -> tuple[list[Block], int]
     """Pack (layer name, tensor) pairs back to back; returns their blocks and the total size."""
     blocks, start = [], 0
     for layer, t in tensors:
-        block = Block(layer, t.role, start, tuple(t.shape), t.std, t.mean)
+        block = Block(layer, t.role, start, tuple(t.shape), t.std, t.mean, t.mutation_scale)
         blocks.append(block)
         start = block.stop
     return blocks, start
@@ -74,6 +86,23 @@ def block_views(blocks: Sequence[Block], z: torch.Tensor) -> dict[str, dict[str,
     for block in blocks:
         views.setdefault(block.layer, {})[block.role] = block.view(z)
     return views
+
+
+@dataclass
+class EncodingOptions(Checked):
+    """The settings every encoding shares, with one meaning and one default for all."""
+
+    sigma: float = bounded(0.1, gt=0, finite=True)
+    """Mutation std relative to each tensor's init std (biases: their layer's weight std; norms: 1)."""
+    evolve_norms: bool = False
+    """Search LayerNorm gains and biases; False: frozen at their init (gain 1, bias 0), as in Jevo.jl."""
+
+
+def frozen_norm(layer: LayerSpec, p: int, device: torch.device) -> DenseNorm:
+    """A LayerNorm at its init for ``p`` members: gain 1, bias 0, expanded views of one row."""
+    width = layer.out_features
+    ones, zeros = torch.ones(1, width, device=device), torch.zeros(1, width, device=device)
+    return DenseNorm(ones.expand(p, width), zeros.expand(p, width))
 
 
 class Encoding(ABC):
@@ -108,9 +137,22 @@ class SeedChainEncoding(Encoding):
         self._pretrained: dict[int, torch.Tensor] = {}  # checkpoint link (< 0) -> its search vector
         self.root: int | None = None  # set by start_from: every initial member is that checkpoint
 
+    def evolved_layers(self) -> list[LayerSpec]:
+        """The layers with evolved tensors: all but LayerNorms unless ``evolve_norms``."""
+        evolve = getattr(self.options, "evolve_norms", False)  # a plugin's own options may predate the setting
+        return [layer for layer in self.policy.layers if layer.kind != "norm" or evolve]
+
     def tensor_shapes(self) -> list[tuple[str, TensorSpec]]:
         """(layer name, tensor) of every evolved tensor, in search-vector order; default: all of them."""
-        return [(layer.name, t) for layer in self.policy.layers for t in layer.tensors()]
+        return [(layer.name, t) for layer in self.evolved_layers() for t in layer.tensors()]
+
+    def mutation_scale(self, sigma: float | None = None) -> torch.Tensor:
+        """Per-dimension mutation std (D,): ``sigma`` (default the option) times each block's scale."""
+        sigma = self.options.sigma if sigma is None else sigma
+        scale = torch.empty(self.search_dims, device=self.device)
+        for block in self.blocks:
+            scale[block.start : block.stop] = sigma * block.scale
+        return scale
 
     @abstractmethod
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -119,7 +161,15 @@ class SeedChainEncoding(Encoding):
     def to_params(self, z: torch.Tensor) -> PopulationParams:
         """Layer parameters viewing the search vectors z (P, D); default: dense forms of every layer."""
         views = block_views(self.blocks, z)
-        return PopulationParams({layer.name: dense_form(layer, views[layer.name]) for layer in self.policy.layers})
+        return PopulationParams(
+            {layer.name: self.form(layer, views.get(layer.name), len(z)) for layer in self.policy.layers}
+        )
+
+    def form(self, layer: LayerSpec, tensors: dict[str, torch.Tensor] | None, p: int) -> LayerParams:
+        """One layer's parameters from its views of z; default: dense, or a frozen norm when not evolved."""
+        if tensors is None and layer.kind == "norm":
+            return frozen_norm(layer, p, self.device)
+        return dense_form(layer, tensors)
 
     def noises(self, seeds: Sequence[int]) -> torch.Tensor:
         """One standard normal search-space vector per seed: (C, D), row c equal to ``noise(seeds[c], D)``.

@@ -1,25 +1,26 @@
-"""Dense Gaussian mutation: theta_child = theta_parent + sigma * eps(seed).
+"""Dense Gaussian mutation: theta_child = theta_parent + sigma * scale * eps(seed).
 
-The reference encoding of Such et al. 2017: every weight and bias evolves.
+The reference encoding of Such et al. 2017: every weight and bias evolves (LayerNorms too
+with ``evolve_norms``). Where evoboard differs: Such et al. mutate every parameter by one
+absolute sigma (0.002 on Atari); here, as in Jevo.jl and every other encoding of evoboard,
+each tensor moves by sigma times its own init std (``base.EncodingOptions``), so a small
+fan-in layer is not mutated relatively less than a wide one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
-from agents.encodings.base import SeedChainEncoding
-from evoboard.options import Checked, bounded
+from agents.encodings.base import EncodingOptions, SeedChainEncoding
 
 
 @dataclass
-class DenseOptions(Checked):
-    """Settings of the dense encoding."""
-
-    sigma: float = bounded(0.02, gt=0, finite=True)
-    """Mutation standard deviation, the same for every parameter."""
+class DenseOptions(EncodingOptions):
+    """Settings of the dense encoding: the shared ``sigma`` and ``evolve_norms``."""
 
 
 class DenseEncoding(SeedChainEncoding):
@@ -28,6 +29,11 @@ class DenseEncoding(SeedChainEncoding):
     name = "dense"
     Options = DenseOptions
 
+    @cached_property
+    def _mutation_scale(self) -> torch.Tensor:
+        """sigma times each dimension's scale (D,); built on first use, so a subclass's own mutate needs no sigma."""
+        return self.mutation_scale()
+
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
         eps = self.noises(seeds)  # (C, D)
-        return eps.mul_(self.options.sigma).add_(parents)  # in place: the same values, two fewer (C, D) buffers
+        return eps.mul_(self._mutation_scale).add_(parents)  # in place: the same values, two fewer (C, D) buffers

@@ -4,10 +4,25 @@ Garbus & Pollack 2025 (low-rank factorized neuroevolution): a rank-r factorizati
 the search space of an (out, in) matrix from out*in to r*(out+in) numbers, so a GA searches
 far fewer dimensions and a forward costs r*(in+out) per token instead of out*in. Conv
 kernels are factorized as (out, in*k*k) matrices and embedding tables as (vocab, width),
-with their own ranks. Biases and unfactorized weights stay dense; LayerNorm stays at its
-init (gain 1, bias 0) and is not searched. Mutation rates are relative to each tensor's
-init scale, as in their code: ``factor_sigma`` (sqrt(0.01)) times a factor's init std,
-``plain_sigma`` (0.01) times the layer's weight std for dense tensors.
+with their own ranks. Biases and unfactorized weights stay dense.
+
+Defaults follow their code, Jevo.jl (github.com/jarbus/Jevo.jl):
+- the factor init of ``create_kaiming_nfactor_init`` / ``apply_kaiming_normal_noise_factored!``
+  (``src/organisms/nn/utils.jl``): for W (out, in) = U V^T, Var(U) = g/r and Var(V) = g/in
+  with g = sqrt(2), so each entry of U V^T has the Kaiming variance 2/in. evoboard keeps the
+  product's distribution for a layer of dense init std s: U V^T has std ``factor_gain * s``
+  (sqrt(2) turns evoboard's LeCun std into Jevo.jl's Kaiming one; 1 starts exactly where
+  ``dense`` starts), split evenly between U and V (``factor_std`` says why that split gives
+  the same GA runs as Jevo.jl's). Jevo.jl gives both factors a full Kaiming std when
+  in > out (its "core matrix" branch, product variance 4/in); evoboard does not copy that.
+- the output layer of an RL policy (``LayerSpec.output``) stays dense, as in every Jevo.jl
+  Atari and CarRacing config (``experiments/*/02-*-lora-*/0/config.jl``: the last ``Dense``
+  has no rank); ``factorize_output`` factorizes it too.
+- embedding rank 32 (``experiments/tinystories/02-relu-lora-01-06-25/0/config.jl``).
+Mutation and LayerNorm follow the convention shared by every encoding (``base``): sigma
+times each tensor's init std (U and V: their factor std), norms frozen unless
+``evolve_norms``. Jevo.jl mutates factors by sqrt(mr) instead (``nback_mutate``);
+``factor_sigma`` sets a separate factor rate where a table wants that.
 """
 
 from __future__ import annotations
@@ -18,40 +33,41 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import SeedChainEncoding, block_views
+from agents.encodings.base import EncodingOptions, SeedChainEncoding
 from agents.layers import (
     DenseConv2d,
     DenseEmbedding,
     DenseLinear,
-    DenseNorm,
     LayerParams,
     LayerSpec,
-    PopulationParams,
     TensorSpec,
-    dense_form,
     member_conv,
 )
-from evoboard.options import Checked, bounded
+from evoboard.options import bounded
 
 FACTORIZABLE = ("linear", "conv2d", "embedding")
 
 
 @dataclass
-class LowRankOptions(Checked):
-    """Settings of the factorized low-rank encoding."""
+class LowRankOptions(EncodingOptions):
+    """Settings of the factorized low-rank encoding (plus the shared ``sigma`` and ``evolve_norms``)."""
 
     rank: int = bounded(4, ge=1)
     """Rank r of factorized linear weights W = U V^T."""
     conv_rank: int | None = bounded(None, ge=1)
     """Rank of factorized conv kernels, seen as (out, in*k*k) matrices; default: rank."""
-    embedding_rank: int | None = bounded(None, ge=1)
-    """Rank of factorized embedding tables (vocab, width); default: rank."""
+    embedding_rank: int | None = bounded(32, ge=1)
+    """Rank of factorized embedding tables (vocab, width), 32 as in Jevo.jl; None: rank."""
     factorize: tuple[str, ...] = ()
     """Layers to factorize, by name; empty: every linear, conv and embedding layer whose factors are smaller."""
-    factor_sigma: float = bounded(0.1, gt=0)
-    """Mutation std of U and V relative to their init std (Garbus & Pollack: sqrt(0.01))."""
-    plain_sigma: float = bounded(0.01, gt=0)
-    """Mutation std of biases and unfactorized weights relative to the layer's init weight std."""
+    factorize_output: bool = False
+    """With no names in factorize, factorize a policy's output layer too; False keeps it dense, as Jevo.jl."""
+    factor_gain: float = bounded(math.sqrt(2), gt=0, finite=True)
+    """Init std of U V^T over the layer's dense init std: sqrt(2) is Jevo.jl's Kaiming, 1 matches dense."""
+    factor_sigma: float | None = bounded(None, gt=0, finite=True)
+    """Mutation std of U and V relative to their init std; None: sigma (Garbus & Pollack: sqrt(0.01))."""
+    plain_sigma: float | None = bounded(None, gt=0, finite=True)
+    """Mutation std of biases, unfactorized weights and norms, relative to their scale; None: sigma."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,9 +82,17 @@ class LowRankOptions(Checked):
         return self.rank
 
 
-def factor_std(weight_std: float, rank: int) -> float:
-    """Init std of U and V so that each entry of U V^T (a sum of r products) has std ``weight_std``."""
-    return math.sqrt(weight_std / math.sqrt(rank))
+def factor_std(weight_std: float, rank: int, gain: float) -> float:
+    """Init std of U and V so that each entry of U V^T (a sum of r products) has std ``gain * weight_std``.
+
+    Jevo.jl splits the same product std unevenly (Var(U) = g/r, Var(V) = g/in). W = U V^T is
+    unchanged by U -> aU, V -> V/a, and so is a mutation relative to each factor's std, so
+    under the shared convention a GA run is the same function of its seeds for either split
+    (up to rounding). The even split keeps U and V at one scale, which an evolution strategy,
+    stepping by one absolute es_sigma in search space, needs (Jevo.jl's split left a 4-generation
+    SNES on digits at chance).
+    """
+    return math.sqrt(gain * weight_std / math.sqrt(rank))
 
 
 @dataclass(frozen=True)
@@ -164,50 +188,37 @@ class LowRankEncoding(SeedChainEncoding):
 
     def tensor_shapes(self) -> list[tuple[str, TensorSpec]]:
         shapes = []
-        for layer in self.policy.layers:
-            if layer.kind == "norm":
-                continue  # not searched: stays at its init
+        for layer in self.evolved_layers():
             weight, *rest = layer.tensors()
             if layer.name in self.ranks:
                 r = self.ranks[layer.name]
                 rows, cols = layer.matrix_shape
-                std = factor_std(weight.std, r)
+                u_std = v_std = factor_std(weight.std, r, self.options.factor_gain)
                 # Stored rank-major, (r, rows), and viewed transposed: the forward's bmm then reads the
                 # factors with unit stride (3-4x faster than r-fastest storage for one row per member).
-                weight_specs = [TensorSpec("U", (r, rows), std), TensorSpec("V", (r, cols), std)]
+                weight_specs = [TensorSpec("U", (r, rows), u_std), TensorSpec("V", (r, cols), v_std)]
             else:
                 weight_specs = [weight]
             shapes += [(layer.name, t) for t in weight_specs + rest]
         return shapes
 
     def _relative_scale(self) -> torch.Tensor:
-        """Per-dimension mutation std: factor_sigma * factor std, plain_sigma * the layer's weight std."""
-        weight_std = {layer.name: layer.tensors()[0].std for layer in self.policy.layers}
-        scale = torch.empty(self.search_dims, device=self.device)
+        """Per-dimension mutation std: factor_sigma (or sigma) on U and V, plain_sigma (or sigma) elsewhere."""
+        o = self.options
+        factor = self.mutation_scale(o.factor_sigma if o.factor_sigma is not None else o.sigma)
+        plain = self.mutation_scale(o.plain_sigma if o.plain_sigma is not None else o.sigma)
+        is_factor = torch.zeros(self.search_dims, dtype=torch.bool, device=self.device)
         for block in self.blocks:
-            if block.role in ("U", "V"):
-                scale[block.start : block.stop] = self.options.factor_sigma * block.std
-            else:
-                scale[block.start : block.stop] = self.options.plain_sigma * weight_std[block.layer]
-        return scale
+            is_factor[block.start : block.stop] = block.role in ("U", "V")
+        return torch.where(is_factor, factor, plain)
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
         eps = self.noises(seeds)  # (C, D)
         return eps.mul_(self._mutation_scale).add_(parents)  # in place: the same values, two fewer (C, D) buffers
 
-    def to_params(self, z: torch.Tensor) -> PopulationParams:
-        views = block_views(self.blocks, z)
-        return PopulationParams(
-            {layer.name: self._form(layer, views.get(layer.name), len(z)) for layer in self.policy.layers}
-        )
-
-    def _form(self, layer: LayerSpec, tensors: dict[str, torch.Tensor] | None, p: int) -> LayerParams:
-        if layer.kind == "norm":
-            width = layer.out_features
-            ones = torch.ones(1, width, device=self.device).expand(p, width)
-            return DenseNorm(ones, torch.zeros(1, width, device=self.device).expand(p, width))
+    def form(self, layer: LayerSpec, tensors: dict[str, torch.Tensor] | None, p: int) -> LayerParams:
         if layer.name not in self.ranks:
-            return dense_form(layer, tensors)
+            return super().form(layer, tensors, p)
         u, v = tensors["U"].transpose(1, 2), tensors["V"].transpose(1, 2)  # (P, rows, r), (P, cols, r)
         if layer.kind == "linear":
             return FactorizedLinear(u, v, tensors["bias"])
@@ -221,10 +232,13 @@ def plan_factorization(layers: Sequence[LayerSpec], options: LowRankOptions) -> 
 
     Named layers must exist, be linear, conv or embedding, and have rank <= min(rows, cols).
     With no names, every such layer whose factors hold fewer numbers than its weight is
-    factorized; a rank larger than min(rows, cols) of every layer is an error.
+    factorized, except a policy's output layer unless ``factorize_output``; a rank larger
+    than min(rows, cols) of every such layer is an error.
     """
     by_name = {layer.name: layer for layer in layers}
-    candidates = [layer for layer in layers if layer.kind in FACTORIZABLE]
+    candidates = [
+        layer for layer in layers if layer.kind in FACTORIZABLE and (options.factorize_output or not layer.output)
+    ]
     if options.factorize:
         plan = {}
         for name in options.factorize:

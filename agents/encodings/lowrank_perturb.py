@@ -1,11 +1,13 @@
-"""Low-rank perturbation encoding: dense weights, each child's mutation sigma * A B^T / sqrt(r).
+"""Low-rank perturbation encoding: dense weights, each child's mutation sigma * s * A B^T / sqrt(r).
 
 Sarkar et al. 2025, "Evolution Strategies at the Hyperscale" (EGGROLL). Weights stay dense
 and the whole lineage is searched, but every single mutation of a weight matrix is rank r:
 A (out, r) and B (in, r) are standard normal, regenerated from the child's seed, so each
 entry of A B^T / sqrt(r) has unit variance like dense Gaussian noise. Conv kernels are
-perturbed as (out, in*k*k) matrices and embedding tables as (vocab, width). Biases and
-LayerNorm tensors get dense Gaussian noise. For the GA a lineage folds into dense weights:
+perturbed as (out, in*k*k) matrices and embedding tables as (vocab, width). Biases (and
+LayerNorm tensors, with ``evolve_norms``) get dense Gaussian noise. As in every evoboard
+encoding (``base``), the step is sigma times each tensor's init std s; EGGROLL's sigma is
+one absolute number. For the GA a lineage folds into dense weights:
 a child's search vector is its parent's plus the formed perturbation, so grandchildren
 mutate from it (an ES would instead accumulate the perturbations into its mean).
 
@@ -24,7 +26,7 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-from agents.encodings.base import Genome, SeedChainEncoding, block_views, noise
+from agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding, block_views, noise
 from agents.layers import (
     DenseConv2d,
     DenseEmbedding,
@@ -34,17 +36,17 @@ from agents.layers import (
     PopulationParams,
     member_conv,
 )
-from evoboard.options import Checked, bounded
+from evoboard.options import bounded
 
 
 @dataclass
-class LowRankPerturbOptions(Checked):
-    """Settings of the low-rank perturbation encoding."""
+class LowRankPerturbOptions(EncodingOptions):
+    """Settings of the low-rank perturbation encoding (plus the shared ``sigma`` and ``evolve_norms``)."""
 
     perturb_rank: int = bounded(4, ge=1)
     """Rank r of each child's weight perturbation A B^T (per layer at most min(out, in))."""
-    perturb_sigma: float = bounded(0.02, gt=0)
-    """Mutation std per entry: sigma * A B^T / sqrt(r) for weights, dense N(0, sigma^2) for biases and norms."""
+    perturb_sigma: float | None = bounded(None, gt=0, finite=True)
+    """Older name of sigma for this encoding; when set, it replaces sigma."""
     shared_min: int = bounded(32768, ge=0)
     """Weights of at least this many entries share one matmul per parent (smaller: dense per member; 0: all)."""
 
@@ -232,6 +234,9 @@ class LowRankPerturbEncoding(SeedChainEncoding):
             self._pieces.append((block.layer, block.role, block.start, offset, size))
             offset += size
         self.noise_dims = offset
+        self.sigma = options.perturb_sigma if options.perturb_sigma is not None else options.sigma
+        self._weight_scale = {b.layer: b.scale for b in self.blocks if b.role == "weight"}
+        self._mutation_scale = self.mutation_scale(self.sigma)  # (D,): sigma * each tensor's scale
 
     def _noise_size(self, layer: str, role: str, size: int, shape: tuple[int, ...]) -> int:
         if role == "weight" and layer in self.ranks:
@@ -240,8 +245,8 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         return size
 
     def scale(self, layer: str) -> float:
-        """sigma / sqrt(r) of a layer's weight perturbation."""
-        return self.options.perturb_sigma / math.sqrt(self.ranks[layer])
+        """sigma * s / sqrt(r) of a layer's weight perturbation, s its init std."""
+        return self.sigma * self._weight_scale[layer] / math.sqrt(self.ranks[layer])
 
     def factors(self, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """A (rows, r) and B (cols, r) of every perturbed weight, from the child's seed alone."""
@@ -265,7 +270,7 @@ class LowRankPerturbEncoding(SeedChainEncoding):
     def direction(self, seed: int) -> torch.Tensor:
         """The rank-r noise of ``seed`` (D,), rescaled to unit variance per entry (EGGROLL's estimator holds)."""
         zero = torch.zeros(1, self.search_dims, device=self.device)
-        return self.mutate(zero, [seed])[0] / self.options.perturb_sigma
+        return self.mutate(zero, [seed])[0] / self._mutation_scale
 
     def _fold_into(self, child: torch.Tensor, parent: torch.Tensor, eps: torch.Tensor, only=None) -> None:
         """child = parent + the mutation drawn as ``eps``, block by block (D,); only blocks numbered in ``only``.
@@ -282,7 +287,7 @@ class LowRankPerturbEncoding(SeedChainEncoding):
                 delta = self.scale(layer) * low_rank_product(*factors[layer])  # (rows, cols)
                 child[start:stop] = parent[start:stop] + delta.reshape(-1)
             else:
-                child[start:stop] = parent[start:stop] + self.options.perturb_sigma * eps[at : at + size]
+                child[start:stop] = parent[start:stop] + (self.sigma * block.scale) * eps[at : at + size]
 
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
         """Shared-base perturbed forms for large weights when members share parents, else dense forms.

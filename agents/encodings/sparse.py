@@ -1,9 +1,11 @@
 """Sparse mutation: each child mutates a random fraction p of every layer's parameters.
 
 Whitaker & Whitley 2023, "Sparse Mutation Decompositions: Fine Tuning Deep Neural Networks
-with Subspace Evolution". Restricting a mutation to a sparse subspace lowers its variance,
-so each chosen entry can take a larger step (default sigma 0.02 / sqrt(p): the same
-expected mutation norm as the dense encoding). The subset is drawn from the child's seed:
+with Subspace Evolution". Each chosen entry moves by sigma times its tensor's init std, the
+convention every evoboard encoding shares (``base``), so ``sigma`` means the same step on a
+mutated entry here as on every entry of ``dense``. Where evoboard differs: the paper (and
+evoboard before) raised the per-entry step to sigma / sqrt(p) to keep dense's expected
+mutation norm; set ``sigma`` (or ``sparse_sigma``) to that for their setting. The subset is drawn from the child's seed:
 exactly k = max(1, round(p * n)) of a layer's n parameters (weights and biases together)
 change, so a child differs from its parent in a known number of entries.
 
@@ -15,31 +17,35 @@ around to the start, so every entry belongs to a part). A child mutates part
 ``seed mod parts``. Any two mutations whose seeds differ mod the part count touch disjoint
 entries (except with the wrapping last part); siblings get disjoint masks whenever the
 algorithm gives them seeds with different residues, e.g. consecutive seeds.
+
+No ES direction: the OpenAI-ES estimator E[F(theta + s eps) eps] / s is the gradient of
+one smoothed objective only for Gaussian eps on every coordinate (Stein's lemma); with a
+seed-chosen mask m it estimates E_m[m * grad J_m], a density-weighted gradient of a
+different smoothing J_m per mask, exact only as s -> 0.
 """
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import SeedChainEncoding
-from evoboard.options import Checked, bounded
+from agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.options import bounded
 
 
 @dataclass
-class SparseOptions(Checked):
-    """Settings of the sparse mutation encoding."""
+class SparseOptions(EncodingOptions):
+    """Settings of the sparse mutation encoding (plus the shared ``sigma`` and ``evolve_norms``)."""
 
     density: float = bounded(0.1, gt=0, le=1)
     """Fraction p of each layer's parameters a child mutates, 0 < p <= 1."""
     layer_density: tuple[str, ...] = ()
     """Per-layer densities as name:p pairs, e.g. fc0:0.05,fc2:0.5; other layers use density."""
     sparse_sigma: float | None = bounded(None, gt=0)
-    """Mutation std of each chosen entry; default 0.02 / sqrt(density), the dense encoding's expected norm."""
+    """Older name of sigma for this encoding (relative to init std, per chosen entry); when set, it replaces sigma."""
     disjoint: bool = False
     """Mask = part (seed mod parts) of a fixed per-layer partition: siblings with distinct residues never overlap."""
 
@@ -48,8 +54,11 @@ class SparseOptions(Checked):
         self.layer_density = tuple(self.layer_density)
         for name, p in self.densities().items():
             check_density(f"density of layer {name!r}", p)
-        if self.sparse_sigma is None:
-            self.sparse_sigma = 0.02 / math.sqrt(self.density)  # > 0, as density is
+
+    @property
+    def entry_sigma(self) -> float:
+        """The relative step of a chosen entry: sparse_sigma when set, else sigma."""
+        return self.sigma if self.sparse_sigma is None else self.sparse_sigma
 
     def densities(self) -> dict[str, float]:
         """``layer_density`` as {layer name: p}."""
@@ -96,6 +105,8 @@ class SparseEncoding(SeedChainEncoding):
         if unknown:
             raise ValueError(f"unknown layer {unknown[0]!r} in layer_density; layers: {', '.join(names)}")
         super().__init__(policy, options, device)
+        names = [layer.name for layer in self.evolved_layers()]
+        self._mutation_scale = self.mutation_scale(options.entry_sigma)  # (D,)
         density = {name: options.densities().get(name, options.density) for name in names}
         self.segments: list[Segment] = []
         for name in names:
@@ -142,5 +153,11 @@ class SparseEncoding(SeedChainEncoding):
             generator.manual_seed(seed)
             index = self.mask(seed, generator)  # the mask first, then the values, from one stream
             values = torch.randn(len(index), generator=generator, device=self.device)
-            children[c, index] += self.options.sparse_sigma * values
+            children[c, index] += self._mutation_scale[index] * values
         return children
+
+    def direction(self, seed: int) -> torch.Tensor:
+        raise TypeError(
+            "sparse noise is masked, not Gaussian on every coordinate, so the ES gradient estimator "
+            "does not hold for it (see agents/encodings/sparse.py); use dense, lowrank or lowrank-perturb"
+        )
