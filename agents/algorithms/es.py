@@ -76,7 +76,7 @@ class MeanSearch(VectorSearch):
     ``init``; the runner binds it when it builds a run.
     """
 
-    supported: ClassVar[tuple[str, ...]] = ("dense", "lowrank", "lowrank-perturb")
+    supported: ClassVar[tuple[str, ...]] = ("dense", "lowrank", "lowrank-perturb", "small_dense")
 
     encoding: SeedChainEncoding | None = None
 
