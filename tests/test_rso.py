@@ -85,7 +85,15 @@ def test_rso_learns_digits_in_two_cycles(out_dir):
 
 
 def test_rso_trains_a_tiny_char_transformer(out_dir):
-    settings = {"context": 8, "batch_windows": 4, "val_windows": 8, "n_layer": 1, "n_embd": 8, "n_head": 2, "embedding_rank": 4}
+    settings = {
+        "context": 8,
+        "batch_windows": 4,
+        "val_windows": 8,
+        "n_layer": 1,
+        "n_embd": 8,
+        "n_head": 2,
+        "embedding_rank": 4,
+    }
     spec = RunSpec("charlm/pydoc", algorithm="rso", encoding="lowrank", population=65, generations=1, settings=settings)
     row = run_spec(spec, out_dir)
     assert row["score_kind"] == "bits_per_char" and row["final_score"] < 6.5  # uniform over 104 chars: 6.7
