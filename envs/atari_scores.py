@@ -31,10 +31,22 @@ not disqualify a run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # envs.atari imports this module
-    from envs.atari import AtariOptions
+
+class EpisodeProtocol(Protocol):
+    """The settings that decide whether episodes follow a protocol (``envs.atari.AtariOptions`` has them)."""
+
+    sticky_actions: float
+    noop_max: int
+    frameskip: int
+    reward_clipping: bool
+    episodic_life: bool
+    patience: int | None
+
+    @property
+    def step_budget(self) -> int: ...
+
 
 PROTOCOL_FRAMES = 108_000
 """Emulator frames per episode at most under the protocol (30 minutes at 60 Hz)."""
@@ -112,7 +124,7 @@ def human_normalized(rom: str, score: float) -> float:
     return (score - random) / (human - random)
 
 
-def protocol_of(options: AtariOptions) -> str | None:
+def protocol_of(options: EpisodeProtocol) -> str | None:
     """Which of ``PROTOCOLS`` the stochasticity settings follow; None if neither."""
     if options.sticky_actions == 0.25:
         return "machado"
@@ -121,7 +133,7 @@ def protocol_of(options: AtariOptions) -> str | None:
     return None
 
 
-def normalization_blocker(options: AtariOptions) -> str | None:
+def normalization_blocker(options: EpisodeProtocol) -> str | None:
     """Why episodes played under ``options`` cannot be normalized against the reference
     scores, in a phrase for the user; None when they follow a protocol of ``PROTOCOLS``."""
     frames = options.step_budget * options.frameskip

@@ -26,8 +26,8 @@ from agents import PopulationActor, checkpoints, make_policy
 from agents.layers import PopulationParams, dense_form
 from envs.gym_task import GymTask
 from evoboard.errors import CheckpointError, CheckpointRefused, UsageError
+from suite.provenance import TEST, episode_seeds, resolve_device
 from suite.rundir import RunDir
-from suite.runner import TEST, episode_seeds, resolve_device
 from suite.spec import ResolvedSpec, RunSpec, resolve
 
 NOT_NEEDED = ("mask", "init", "ensemble")

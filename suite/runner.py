@@ -15,9 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,49 +33,15 @@ from suite.atomic import writing
 from suite.backends import backend_class
 from suite.backends.local import build_parts
 from suite.board import leaderboard
+from suite.provenance import ELITE, TEST, TRAIN, episode_seeds, git_sha, new_run_id, resolve_device
 from suite.rundir import RunDir
 from suite.spec import ResolvedSpec, RunSpec, resolve, spec_from_saved
 from suite.studies.ensembles import ChildEnsembles
 
 log = logging.getLogger("suite.runner")
-TRAIN, ELITE, TEST = 0, 1, 2  # episode-seed streams: never share an episode between them
 TIMING_COLUMNS = ["wall_s", "t_ask", "t_decode", "t_evaluate", "t_tell", "t_elite", "t_checkpoint", "frames_per_s"]
 NORMALIZER = "task.obs_norm."
 """Prefix of the observation normalizer's statistics among a checkpoint's tensors."""
-
-
-def episode_seeds(seed: int, stream: int, generation: int, count: int) -> list[int]:
-    """Env seeds for one evaluation: the same for every member (a fair comparison)."""
-    return [int(s) for s in np.random.SeedSequence([seed, stream, generation]).generate_state(count)]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device(name)
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def new_run_id(spec: RunSpec) -> str:
-    """Unique and readable: time, task, encoding, algorithm, seed, a random suffix."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    task = spec.task.replace("/", "-")
-    return f"{stamp}-{task}-{spec.encoding}-{spec.algorithm}-s{spec.seed}-{uuid.uuid4().hex[:6]}"
 
 
 class Reporter(Protocol):

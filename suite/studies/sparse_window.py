@@ -25,8 +25,8 @@ import torch
 
 from agents import PopulationActor
 from suite.backends.local import build_parts
+from suite.provenance import resolve_device
 from suite.publish import publish, pyplot
-from suite.runner import resolve_device
 from suite.spec import RunSpec, resolve
 from suite.studies.ensembles import ChildEnsembles, EnsembleActor
 from suite.studies.parents import train_parent

@@ -18,7 +18,7 @@ def _lottery(out: str, seeds: int, device: str) -> object:
 
 def _throughput(out: str, seeds: int, device: str) -> object:
     """The throughput bench on ``device`` (auto: cuda where torch sees it); its modules imported only when run."""
-    chosen = lazy.load("suite.runner:resolve_device")(device)
+    chosen = lazy.load("suite.provenance:resolve_device")(device)
     return lazy.load("suite.speed.throughput:run")(Path(out), device=chosen.type)
 
 
