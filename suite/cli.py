@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,11 +190,14 @@ def execute(run: Run, label: str, log: str | None) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    started = time.perf_counter()  # the row's wall_s: from here (after imports) to the row
     spec, out_name, log = run_spec_from(args)
     require(log)
     out = check_writable(out_name)
     resolved = resolve(spec)
-    print_row(execute(Run(resolved, out), f"{spec.task} {spec.encoding}/{spec.algorithm} s{spec.seed}", log))
+    print_row(
+        execute(Run(resolved, out, started=started), f"{spec.task} {spec.encoding}/{spec.algorithm} s{spec.seed}", log)
+    )
 
 
 def print_row(row: dict) -> None:
