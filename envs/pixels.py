@@ -20,6 +20,7 @@ from gymnasium.wrappers import FrameStackObservation, ReshapeObservation
 
 from envs.base import EpisodeOptions
 from envs.gym_task import GymTask
+from evoboard.options import bounded
 
 GREY = torch.tensor([[0.299], [0.587], [0.114]])  # ITU-R 601 luma, as gymnasium's GrayscaleObservation
 
@@ -30,17 +31,10 @@ class PixelOptions(EpisodeOptions):
 
     pixels_grey: bool = True
     """Average colour channels to one grey channel (luma weights)."""
-    pixels_size: int = 84
+    pixels_size: int = bounded(84, ge=8)
     """Side of the square each frame is resized to (84 in Mnih et al. 2015)."""
-    pixels_stack: int = 4
+    pixels_stack: int = bounded(4, ge=1)
     """Frames stacked per observation, the newest last."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.pixels_size < 8:
-            raise ValueError(f"pixels_size must be >= 8, got {self.pixels_size}")
-        if self.pixels_stack < 1:
-            raise ValueError(f"pixels_stack must be >= 1, got {self.pixels_stack}")
 
 
 def area_weights(n_in: int, n_out: int) -> np.ndarray:

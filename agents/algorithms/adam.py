@@ -20,6 +20,7 @@ import torch
 from agents.algorithms.base import DirectTrainer, draw_seed
 from agents.encodings.base import Encoding, SeedChainEncoding
 from agents.layers import PopulationParams
+from evoboard.options import Checked, bounded
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 LossFn = Callable[[Forward, int], tuple[torch.Tensor, Any]]
@@ -27,19 +28,13 @@ LossFn = Callable[[Forward, int], tuple[torch.Tensor, Any]]
 
 
 @dataclasses.dataclass
-class AdamOptions:
+class AdamOptions(Checked):
     """Settings of the Adam gradient reference."""
 
-    adam_lr: float = 3e-3
+    adam_lr: float = bounded(3e-3, gt=0, finite=True)
     """Adam step size."""
-    adam_clip: float | None = 1.0
+    adam_clip: float | None = bounded(1.0, gt=0)
     """Clip the gradient's global norm to this (off when unset)."""
-
-    def __post_init__(self) -> None:
-        if not self.adam_lr > 0:
-            raise ValueError(f"adam_lr must be > 0, got {self.adam_lr}")
-        if self.adam_clip is not None and not self.adam_clip > 0:
-            raise ValueError(f"adam_clip must be > 0, got {self.adam_clip}")
 
 
 class AdamTrainer:

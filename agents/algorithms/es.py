@@ -38,6 +38,7 @@ import torch
 from agents.algorithms.base import AlgorithmState, VectorSearch, draw_seed, rng_from
 from agents.encodings.base import Genome, SeedChainEncoding
 from agents.layers import PopulationParams
+from evoboard.options import Checked, bounded
 
 
 def centred_ranks(fitness: np.ndarray) -> np.ndarray:
@@ -134,30 +135,20 @@ class MeanSearch(VectorSearch):
 
 
 @dataclasses.dataclass
-class ESOptions:
+class ESOptions(Checked):
     """Settings of OpenAI-ES."""
 
-    es_sigma: float = 0.02
+    es_sigma: float = bounded(0.02, gt=0, finite=True)
     """Noise std of the antithetic perturbations, in search-vector units."""
-    es_lr: float = 0.01
+    es_lr: float = bounded(0.01, gt=0, finite=True)
     """Adam step size on the mean."""
-    es_weight_decay: float = 0.005
+    es_weight_decay: float = bounded(0.005, ge=0, finite=True)
     """L2 coefficient on the mean: Adam minimises -g + es_weight_decay * theta, g not divided by sigma
     (Salimans et al.'s code)."""
-    es_beta1: float = 0.9
+    es_beta1: float = bounded(0.9, ge=0, lt=1)
     """Adam first-moment decay."""
-    es_beta2: float = 0.999
+    es_beta2: float = bounded(0.999, ge=0, lt=1)
     """Adam second-moment decay."""
-
-    def __post_init__(self) -> None:
-        for key in ("es_sigma", "es_lr"):
-            if not 0 < getattr(self, key) < float("inf"):
-                raise ValueError(f"{key} must be > 0 and finite, got {getattr(self, key)}")
-        if not 0 <= self.es_weight_decay < float("inf"):
-            raise ValueError(f"es_weight_decay must be >= 0, got {self.es_weight_decay}")
-        for key in ("es_beta1", "es_beta2"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
 
 
 @dataclasses.dataclass(eq=False)

@@ -36,6 +36,7 @@ from agents.algorithms.base import DirectTrainer, draw_seed, finite_fitness
 from agents.encodings.base import Encoding, SeedChainEncoding
 from agents.layers import LayerParams, PopulationParams
 from agents.policies import PopulationActor
+from evoboard.options import Checked, bounded
 
 Objective = Callable[..., Any]
 """The task's population evaluation: (act, members, seeds) -> Evaluation, fitness = minus minibatch loss."""
@@ -83,29 +84,19 @@ class SharedForm(LayerParams):
 
 
 @dataclasses.dataclass
-class RSOOptions:
+class RSOOptions(Checked):
     """Settings of RSO."""
 
-    rso_cycles: int = 5
+    rso_cycles: int = bounded(5, ge=1)
     """Cycles over which delta's std anneals linearly from sigma_layer to rso_anneal * sigma_layer (then stays)."""
-    rso_anneal: float = 0.1
+    rso_anneal: float = bounded(0.1, gt=0, le=1)
     """Final fraction of sigma_layer (the paper: 0.1)."""
-    rso_scale: float = 1.0
+    rso_scale: float = bounded(1.0, gt=0, finite=True)
     """delta's std relative to the std of the layer's weights."""
-    rso_weight_decay: float = 1e-4
+    rso_weight_decay: float = bounded(1e-4, ge=0, lt=1)
     """Every weight shrinks by this fraction once per cycle."""
     rso_share_below: bool = True
     """Run the layers below the changed one once per forward instead of once per member."""
-
-    def __post_init__(self) -> None:
-        if self.rso_cycles < 1:
-            raise ValueError(f"rso_cycles must be >= 1, got {self.rso_cycles}")
-        if not 0 < self.rso_anneal <= 1:
-            raise ValueError(f"rso_anneal must be in (0, 1], got {self.rso_anneal}")
-        if not 0 < self.rso_scale < float("inf"):
-            raise ValueError(f"rso_scale must be > 0 and finite, got {self.rso_scale}")
-        if not 0 <= self.rso_weight_decay < 1:
-            raise ValueError(f"rso_weight_decay must be in [0, 1), got {self.rso_weight_decay}")
 
 
 @dataclasses.dataclass

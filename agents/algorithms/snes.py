@@ -24,6 +24,7 @@ import torch
 from agents.algorithms.base import draw_seed, rng_from
 from agents.algorithms.es import MeanSearch, MeanState
 from agents.encodings.base import Genome
+from evoboard.options import Checked, bounded
 
 
 def nes_utilities(fitness: np.ndarray) -> np.ndarray:
@@ -40,23 +41,15 @@ def nes_utilities(fitness: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class SNESOptions:
+class SNESOptions(Checked):
     """Settings of SNES."""
 
-    snes_sigma: float = 0.05
+    snes_sigma: float = bounded(0.05, gt=0, finite=True)
     """Initial per-parameter noise std."""
-    snes_lr: float = 1.0
+    snes_lr: float = bounded(1.0, gt=0, finite=True)
     """Learning rate of the mean (Schaul et al.: 1)."""
-    snes_sigma_lr: float | None = None
+    snes_sigma_lr: float | None = bounded(None, gt=0, finite=True)
     """Learning rate of log sigma; default (3 + ln D) / (5 sqrt D) (Schaul et al. 2011)."""
-
-    def __post_init__(self) -> None:
-        if not 0 < self.snes_sigma < float("inf"):
-            raise ValueError(f"snes_sigma must be > 0 and finite, got {self.snes_sigma}")
-        if not 0 < self.snes_lr < float("inf"):
-            raise ValueError(f"snes_lr must be > 0 and finite, got {self.snes_lr}")
-        if self.snes_sigma_lr is not None and not 0 < self.snes_sigma_lr < float("inf"):
-            raise ValueError(f"snes_sigma_lr must be > 0 and finite, got {self.snes_sigma_lr}")
 
 
 @dataclasses.dataclass(eq=False)
