@@ -1,4 +1,4 @@
-"""The two kinds of algorithm, as two types: an ask/tell search and a direct trainer (fitness is maximised).
+"""The kinds of algorithm, as types: an ask/tell search and a direct trainer (fitness is maximised).
 
 A ``SearchAlgorithm`` runs the loop ask -> decode -> evaluate -> tell, then, for algorithms
 that re-evaluate their best candidates on extra episodes before crowning an elite (Such et al.
@@ -9,7 +9,8 @@ best fitness so far; a subclass fills the ``update`` (and ``update_elite``) hook
 from its state (an ES perturbing its mean) rather than seed chains the encoding replays.
 
 A ``DirectTrainer`` (a gradient reference, RSO) improves one network in place through a
-trainer object; the runner drives its ``trainer`` instead of ask/tell.
+trainer object; the runner drives its ``trainer`` instead of ask/tell. A third kind, a count model
+fit once on a task's data (the char-LM baselines), lives in ``count_models``.
 
 State is a plain dataclass; genomes are ``tuple[int, ...]`` in memory and lists only in its
 JSON (the RNG is numpy's bit-generator state). Large state (an ES mean, Adam moments, sigmas)
