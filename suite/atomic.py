@@ -23,6 +23,13 @@ def writing(path: Path) -> Iterator[None]:
         raise WriteFailed(path, err.strerror or str(err)) from None
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Callable[[IO[str]], object]) -> None:
     """Call ``write`` on a temp file beside ``path``, flush it to disk, then rename it over ``path``.
 
@@ -32,6 +39,7 @@ def write_atomic(path: Path, write: Callable[[IO[str]], object]) -> None:
     with writing(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a result file is as readable as any other
             with os.fdopen(fd, "w", newline="") as f:
                 write(f)
                 f.flush()

@@ -105,3 +105,18 @@ def test_a_vanished_run_folder_says_so(tmp_path):
 
     with pytest.raises(WriteFailed, match="No such file or directory; no run folder is left"):
         run_spec(SPEC, tmp_path, remove_folder)
+
+
+def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
+    """mkstemp creates 0600; a leaderboard or history shared with colleagues must follow the umask instead."""
+    import os
+
+    from suite.atomic import write_atomic
+
+    before = os.umask(0o022)
+    try:
+        target = tmp_path / "table.csv"
+        write_atomic(target, lambda f: f.write("a,b\n"))
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(before)
