@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -95,6 +95,9 @@ class Task(ABC):
     frames_per_step: ClassVar[int] = 1
     default_policy: ClassVar[str] = "mlp"
     """The policy a run uses unless its spec names another."""
+    normalizer: Any = None
+    """The observation normalizer whose statistics the run checkpoints and the elite keeps (``obs_norm``);
+    None for a task without one."""
 
     def __init__(self, task_id: str, options: EpisodeOptions):
         self.id, self.options = task_id, options

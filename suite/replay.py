@@ -146,7 +146,7 @@ def replay(run_dir: str | Path, episodes: int | None = None, gif: bool = False, 
     try:
         policy = make_policy(resolved.spec.policy, task.observation_space, task.action_space, resolved.policy)
         params, meta = elite_params(folder.path / "elite.safetensors", policy, chosen)
-        normalizer = getattr(task, "normalizer", None)
+        normalizer = task.normalizer
         if normalizer is not None:  # the statistics the elite was scored with (obs_norm)
             normalizer.load_state({k: torch.tensor(v, dtype=torch.float64) for k, v in meta["obs_norm"].items()})
         actor = PopulationActor(policy, params, chosen)

@@ -100,7 +100,7 @@ class Run:
             self.counts = self.algorithm.fit(self.task) if self.counting else None
             self.fit_s = time.perf_counter() - fit_start
             self.ensembles = ChildEnsembles(self.parts, resolved.runner.ensemble) if resolved.runner.ensemble else None
-            self.normalizer = getattr(self.task, "normalizer", None)
+            self.normalizer = self.task.normalizer
             if self.normalizer is not None and self.spec.backend != "local":  # workers would keep their own stats
                 raise ValueError(
                     f"obs_norm needs the local backend (its statistics live in this process), not {self.spec.backend}"
