@@ -7,7 +7,9 @@ state (an ES mean, Adam moments, sigmas, normalizer statistics) goes in a safete
 ``state-<sha256[:16]>.safetensors`` beside it. The tensors file is written first, under its
 content's name, then the JSON that names it and its SHA-256; a reader checks the hash before
 parsing, and safetensors only ever copies raw bytes (nothing is unpickled). An edited, truncated
-or missing file is refused with one line.
+or missing file is refused with one line. The history's finished rows are appended to
+``history.jsonl``, and the checkpoint names the prefix it covers, so the checkpoint's size does
+not grow with the number of generations.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,10 @@ class RunDir:
     @property
     def history_path(self) -> Path:
         return self.path / "history.csv"
+
+    @property
+    def history_log(self) -> HistoryLog:
+        return HistoryLog(self.path / "history.jsonl")
 
     @property
     def checkpoint_path(self) -> Path:
@@ -141,6 +148,55 @@ class RunDir:
             return load(blob)
         except Exception as err:  # safetensors raises its own SafetensorError
             raise CheckpointError(f"{path} is not a safetensors file ({str(err).splitlines()[0]})") from None
+
+
+class HistoryLog:
+    """``history.jsonl``: one JSON line per finished history row, appended and flushed to disk.
+
+    A checkpoint stores ``mark()`` (rows, bytes, SHA-256 of that prefix) instead of the rows;
+    ``restore`` reads the prefix back exactly (JSON keeps every float and every absent column)
+    and cuts off any line a crash or a failed write left after it.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows, self.size, self.hasher = 0, 0, hashlib.sha256()
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        blob = "".join(json.dumps(row) + "\n" for row in rows).encode()
+        with writing(self.path), self.path.open("ab") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        self.rows, self.size = self.rows + len(rows), self.size + len(blob)
+        self.hasher.update(blob)
+
+    def mark(self) -> dict[str, Any]:
+        return {"rows": self.rows, "bytes": self.size, "sha256": self.hasher.hexdigest()}
+
+    def restore(self, mark: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows ``mark`` covers, checked against its digest; the file is cut back to them."""
+        if mark["bytes"] == 0:  # no row finished yet: the file may not exist
+            with writing(self.path):
+                self.path.unlink(missing_ok=True)
+            self.rows, self.size, self.hasher = 0, 0, hashlib.sha256()
+            return []
+        try:
+            with self.path.open("rb") as f:
+                blob = f.read(mark["bytes"])
+        except OSError as err:
+            raise CheckpointError(f"{self.path} is missing or unreadable ({err.strerror or err})") from None
+        if len(blob) != mark["bytes"] or hashlib.sha256(blob).hexdigest() != mark["sha256"]:
+            raise CheckpointError(f"{self.path} does not hold the rows its checkpoint names (truncated or edited)")
+        rows = [json.loads(line) for line in blob.decode().splitlines()]
+        if len(rows) != mark["rows"]:
+            raise CheckpointError(f"{self.path} holds {len(rows)} rows where its checkpoint names {mark['rows']}")
+        with writing(self.path), self.path.open("r+b") as f:
+            f.truncate(mark["bytes"])
+        self.rows, self.size, self.hasher = len(rows), len(blob), hashlib.sha256(blob)
+        return rows
 
 
 def read_json(path: Path) -> Any:

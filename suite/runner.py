@@ -34,7 +34,7 @@ from suite.backends import backend_class
 from suite.backends.local import build_parts
 from suite.board import leaderboard
 from suite.provenance import ELITE, TEST, TRAIN, episode_seeds, git_sha, new_run_id, resolve_device
-from suite.rundir import RunDir
+from suite.rundir import HistoryLog, RunDir
 from suite.spec import ResolvedSpec, RunSpec, resolve, spec_from_saved
 from suite.studies.ensembles import ChildEnsembles
 
@@ -89,7 +89,8 @@ class Run:
         """A direct trainer (a gradient reference, RSO) instead of an ask/tell search."""
         self.counting = isinstance(self.algorithm, CountModel)
         """A baseline fit by counting (unigram, bigram): no search, one history row."""
-        self.run_dir: RunDir | None = None
+        self.folder: RunDir | None = None
+        self.history_log: HistoryLog | None = None
         self.state = self.algorithm.init(self.spec.seed)
         self.elite_trace: np.ndarray | None = None
         self.history: list[dict[str, Any]] = []
@@ -129,6 +130,15 @@ class Run:
         finally:
             self.backend.close()
             self.task.close()
+
+    @property
+    def run_dir(self) -> RunDir | None:
+        """The folder the run writes into (a new run's, or the one a resume continues)."""
+        return self.folder
+
+    @run_dir.setter
+    def run_dir(self, folder: RunDir) -> None:
+        self.folder, self.history_log = folder, folder.history_log
 
     @property
     def generation(self) -> int:
@@ -357,12 +367,17 @@ class Run:
             "elite_trace": None if self.elite_trace is None else self.elite_trace.tolist(),
             "best_fitness": self.state.best_so_far,
             "totals": totals,
-            "history": self.history,
+            "history_log": self.history_log.mark(),  # the finished rows, in history.jsonl
+            "pending_history": self.history[self.history_log.rows :],  # the newest row, its times still open
         }
         return data, tensors
 
     def persist(self, finished: bool = False) -> None:
-        """Write history.csv, then the checkpoint (a direct trainer's weights are no seed chain: history only)."""
+        """Append finished rows to history.jsonl, write history.csv, then the checkpoint (a direct
+        trainer's weights are no seed chain: history only). The newest row's times are filled in
+        after this write, so it joins history.jsonl at the next one and waits in the checkpoint."""
+        open_rows = 0 if finished else 1
+        self.history_log.append(self.history[self.history_log.rows : len(self.history) - open_rows])
         self.run_dir.write_history(self.history)
         if self.direct and not finished:
             return
@@ -409,7 +424,13 @@ class Run:
             self.state = dataclasses.replace(self.state, best_so_far=saved["best_fitness"])
         self.elite_trace = None if saved["elite_trace"] is None else np.asarray(saved["elite_trace"])
         self.totals = Totals(**saved["totals"])
-        self.history = saved["history"]
+        if "history" in saved:  # a checkpoint from before history.jsonl held the rows itself
+            self.history = saved["history"]
+            return
+        try:
+            self.history = self.history_log.restore(saved["history_log"]) + saved["pending_history"]
+        except (CheckpointError, KeyError, TypeError, ValueError) as err:
+            raise UsageError(f"cannot resume {folder.path}: {err}") from None
 
 
 def run_spec(spec: RunSpec, out_dir: str | Path = "results", reporter: Reporter | None = None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -131,3 +132,40 @@ def test_normalizer_is_frozen_within_a_generation_and_round_trips():
     saved = json.loads(json.dumps({k: v.tolist() for k, v in norm.state().items()}))  # as elite metadata keeps it
     other.load_state({k: torch.tensor(v, dtype=torch.float64) for k, v in saved.items()})
     np.testing.assert_array_equal(other(obs), norm(obs))
+
+
+def test_checkpoint_json_stays_the_same_size_as_generations_pass(out_dir):
+    spec = SPECS["openai-es"]
+    run = started(dataclasses.replace(spec, generations=8), out_dir, steps=2)
+    early = (run.run_dir.path / "checkpoint.json").stat().st_size
+    rows_early = (run.run_dir.path / "history.jsonl").stat().st_size
+    run = Run.resume(run.run_dir.path)
+    for _ in range(5):
+        run.step()
+    run.backend.close()
+    run.task.close()
+    late = (run.run_dir.path / "checkpoint.json").stat().st_size
+    grown = (run.run_dir.path / "history.jsonl").stat().st_size - rows_early
+    assert grown > 5 * 200  # five more finished rows went to history.jsonl ...
+    assert abs(late - early) < 100  # ... and none of them into the checkpoint
+
+
+def test_a_history_line_written_after_the_last_checkpoint_is_cut_on_resume(out_dir):
+    spec = SPECS["snes"]
+    _, ref_history = whole(spec, out_dir / "whole")
+    run = started(spec, out_dir / "cut")
+    with (run.run_dir.path / "history.jsonl").open("a") as f:
+        f.write('{"generation": 2, "best_fit')  # a crash mid-append, before the checkpoint that would name it
+    Run.resume(run.run_dir.path).run()
+    pd.testing.assert_frame_equal(history(out_dir / "cut", "r"), ref_history)
+    lines = (run.run_dir.path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["generation"] for line in lines] == list(range(spec.generations))
+
+
+def test_an_edited_history_log_is_refused_in_one_line(out_dir):
+    run = started(SPECS["ga"], out_dir, steps=3)
+    path = run.run_dir.path / "history.jsonl"
+    path.write_text(path.read_text().replace('"generation": 0', '"generation": 9'))
+    with pytest.raises(UsageError, match="does not hold the rows its checkpoint names") as err:
+        Run.resume(run.run_dir.path)
+    assert "\n" not in str(err.value)

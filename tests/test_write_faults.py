@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import shutil
 import tempfile
 
@@ -42,26 +43,39 @@ def fail_on(monkeypatch, name: str, nth: int, code: int = errno.ENOSPC, at: str 
 
         return call
 
-    if at == "replace":
+    if at == "append":  # history.jsonl is appended to, not replaced
+        real_open = pathlib.Path.open
+
+        def opened(path, mode="r", *args, **kwargs):
+            if path.name == name and mode == "ab":
+                calls["n"] += 1
+                if calls["n"] == nth:
+                    raise OSError(code, os.strerror(code), str(path))
+            return real_open(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(pathlib.Path, "open", opened)
+    elif at == "replace":
         monkeypatch.setattr(os, "replace", faulty(os.replace, name))
     else:
         monkeypatch.setattr(tempfile, "mkstemp", faulty(tempfile.mkstemp, name))
 
 
 @pytest.mark.parametrize(
-    "name, nth, intact",
+    "name, nth, intact, at",
     [
-        ("history.csv", 2, "generation 0 is the last complete one"),
-        ("checkpoint.json", 3, "generation 1 is the last complete one"),
-        ("leaderboard.csv", 1, "generation 2 is the last complete one"),
-        ("elite.safetensors", 1, "generation 2 is the last complete one"),
-        ("checkpoint.json", 4, "generation 2 is the last complete one"),  # the "finished" one
+        ("history.csv", 2, "generation 0 is the last complete one", "replace"),
+        ("history.jsonl", 1, "generation 0 is the last complete one", "append"),  # row 0 joins it at generation 1
+        ("history.jsonl", 3, "generation 2 is the last complete one", "append"),  # the last row, at the end
+        ("checkpoint.json", 3, "generation 1 is the last complete one", "replace"),
+        ("leaderboard.csv", 1, "generation 2 is the last complete one", "replace"),
+        ("elite.safetensors", 1, "generation 2 is the last complete one", "replace"),
+        ("checkpoint.json", 4, "generation 2 is the last complete one", "replace"),  # the "finished" one
     ],
 )
 def test_a_full_disk_is_one_line_and_the_run_resumes_exactly(
-    reference, tmp_path, monkeypatch, capsys, name, nth, intact
+    reference, tmp_path, monkeypatch, capsys, name, nth, intact, at
 ):
-    fail_on(monkeypatch, name, nth)
+    fail_on(monkeypatch, name, nth, at=at)
     assert cli.main(["run", *ARGS, "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
