@@ -61,29 +61,38 @@ class EpisodeBook:
             self.failure = f"member {self.member(np.array(job))}, episode {job // self.members}: {reason}"
 
     def update(self, jobs: np.ndarray, rewards: np.ndarray, ended: np.ndarray) -> np.ndarray:
-        """Count one step of ``jobs``; returns which of them are over (ended, cut or failed)."""
+        """Count one step of ``jobs``; returns which of them are over (ended, cut or failed).
+
+        Called once per env step for the running jobs (a CartPole step is ~8 us), so a rule
+        that is off costs nothing and the non-finite check is one reduction.
+        """
         self.member_forwards += len(jobs)
-        stepped = ~self.failed[jobs]  # a step that raised (or was never taken) produced no frame
-        bad_reward = ~np.isfinite(rewards)
-        for job in jobs[bad_reward & ~self.failed[jobs]]:
-            self.fail(int(job), "non-finite reward")
-        rewards = np.where(bad_reward, 0.0, rewards)
+        failed = self.failed[jobs]
+        stepped = ~failed  # a step that raised (or was never taken) produced no frame
+        if not np.isfinite(rewards).all():
+            bad_reward = ~np.isfinite(rewards)
+            for job in jobs[bad_reward & ~failed]:
+                self.fail(int(job), "non-finite reward")
+            rewards = np.where(bad_reward, 0.0, rewards)
+            failed = self.failed[jobs]
         self.returns[jobs] += rewards
         self.steps[jobs] += stepped
         steps = np.maximum(self.steps[jobs], 1)  # (a job that failed on its first step has 0)
-        self.last_positive[jobs[rewards > 0]] = steps[rewards > 0]
         if self.record:
             self.trace[steps - 1, jobs] = self.returns[jobs]
+        over = ended | (steps >= self.max_steps) | failed
+        if self.options.patience is None and self.elite_trace is None:
+            return over
         cut = np.zeros(len(jobs), dtype=bool)
         if self.options.patience is not None:
+            positive = rewards > 0
+            self.last_positive[jobs[positive]] = steps[positive]
             cut |= steps - self.last_positive[jobs] >= self.options.patience
         if self.elite_trace is not None:
             cut |= self.returns[jobs] < self.elite_trace[steps - 1] - self.options.elite_margin
-        over_budget = steps >= self.max_steps
-        failed = self.failed[jobs]
-        cut &= ~(ended | over_budget | failed)  # a natural end is not a cut
+        cut &= ~over  # a natural end is not a cut
         self.cut[jobs[cut]] = True
-        return ended | over_budget | cut | failed
+        return over | cut
 
     def result(self, frames_per_step: int) -> Evaluation:
         shape = (self.episodes, self.members)

@@ -83,7 +83,7 @@ class MeanSearch(VectorSearch):
 
     def bind(self, encoding) -> None:
         super().bind(encoding)
-        self._directions: dict[int, torch.Tensor] = {}
+        self._noise: tuple[tuple[int, ...], torch.Tensor] | None = None  # the last directions' seeds and rows
 
     def _bound(self) -> SeedChainEncoding:
         if self.encoding is None:
@@ -91,16 +91,37 @@ class MeanSearch(VectorSearch):
         return self.encoding
 
     def direction(self, seed: int) -> torch.Tensor:
-        """Unit-variance noise eps(seed) (D,) in the search space, from the seed alone (cached per generation)."""
-        if seed not in self._directions:
-            self._directions[seed] = self._bound().direction(seed)
-        return self._directions[seed]
+        """Unit-variance noise eps(seed) (D,) in the search space, from the seed alone."""
+        return self._bound().direction(seed).float()
 
     def directions(self, seeds: Sequence[int]) -> torch.Tensor:
-        """eps of each seed: (n, D) float32 on the device; the cache keeps only these seeds."""
-        eps = [self.direction(s) for s in seeds]
-        self._directions = dict(zip(seeds, eps, strict=True))
-        return torch.stack(eps).float()
+        """eps of each seed: (n, D) float32 on the device, read-only. The last call's rows are kept,
+        so ``tell`` reuses what decoding the same generation drew (a generation's noise is drawn once)."""
+        key = tuple(seeds)
+        if self._noise is None or self._noise[0] != key:
+            self._noise = None  # free the previous generation's rows before drawing this one's
+            self._noise = (key, torch.stack([self.direction(s) for s in key]))
+        return self._noise[1]
+
+    def perturbed(
+        self, genomes: Sequence[Genome], mean: torch.Tensor, scale: torch.Tensor | float, seeds: Sequence[int]
+    ) -> torch.Tensor:
+        """Rows mean + (sign * scale) * eps(seed) of keyed members (P, D); a sign-0 key is the mean itself.
+
+        ``seeds``: the members' distinct seeds in the order ``tell`` asks ``directions`` for them,
+        so a generation's noise is drawn once. Each row is computed elementwise exactly as
+        ``mean + (sign * scale) * eps`` member by member.
+        """
+        at = {s: k for k, s in enumerate(seeds)}
+        rows = mean.expand(len(genomes), -1).clone()  # (P, D)
+        keyed = [i for i, (_, _, sign) in enumerate(genomes) if sign != 0]
+        if keyed:
+            signs = torch.tensor([float(genomes[i][2]) for i in keyed], device=mean.device)[:, None]  # (K, 1)
+            eps = self.directions(seeds)
+            if len(keyed) != len(seeds) or any(at[genomes[i][1]] != k for k, i in enumerate(keyed)):
+                eps = eps[[at[genomes[i][1]] for i in keyed]]  # (K, D): antithetic pairs share a row
+            rows[keyed] = mean + (signs * scale) * eps
+        return rows
 
     def initial_mean(self, seed: int) -> tuple[int, torch.Tensor]:
         """The init seed (the GA's first member for ``seed``) and the encoding's initial vector (D,) for it."""
@@ -184,10 +205,8 @@ class OpenAIES(MeanSearch):
         return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=list(keys))
 
     def member_vectors(self, genomes: Sequence[Genome], state: ESState) -> torch.Tensor:
-        mean = state.mean
-        rows = [mean if sign == 0 else mean + (sign * self.options.es_sigma) * self.direction(seed)
-                for _, seed, sign in genomes]  # fmt: skip
-        return torch.stack(rows)  # (P, D)
+        seeds = sorted({seed for _, seed, sign in genomes if sign != 0})  # the gradient's order
+        return self.perturbed(genomes, state.mean, self.options.es_sigma, seeds)  # (P, D)
 
     def gradient(self, genomes: Sequence[Genome], fitness: np.ndarray) -> torch.Tensor:
         """g = 1/(2n) sum_j (rank_j+ - rank_j-) eps(seed_j): (D,), not divided by sigma (Salimans et al.'s code)."""

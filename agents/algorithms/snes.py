@@ -79,19 +79,18 @@ class SNES(MeanSearch):
         return keys, dataclasses.replace(state, rng=rng.bit_generator.state, population=list(keys))
 
     def member_vectors(self, genomes: Sequence[Genome], state: SNESState) -> torch.Tensor:
-        mean, sigma = state.mean, state.sigma
-        rows = [mean if sign == 0 else mean + sign * sigma * self.direction(seed) for _, seed, sign in genomes]
-        return torch.stack(rows)  # (P, D)
+        seeds = [seed for _, seed, sign in genomes if sign != 0]  # the update's order: one seed a member
+        return self.perturbed(genomes, state.mean, state.sigma, seeds)  # (P, D)
 
     def update(self, state: SNESState, genomes: Sequence[Genome], fitness: np.ndarray) -> SNESState:
         sampled = [i for i, g in enumerate(genomes) if g[2] != 0]
         u = self.weights(nes_utilities(np.asarray(fitness)[sampled]))  # (n,)
-        eps = self.directions([genomes[i][1] for i in sampled])  # (n, D)
+        eps = self.directions([genomes[i][1] for i in sampled])  # (n, D): the rows decoding drew
         mu, sigma = state.mean, state.sigma
         dims = len(mu)
         eta_sigma = self.options.snes_sigma_lr or (3 + math.log(dims)) / (5 * math.sqrt(dims))
         mu = mu + self.options.snes_lr * sigma * (u @ eps)
-        sigma = sigma * torch.exp(0.5 * eta_sigma * (u @ (eps.square() - 1.0)))
+        sigma = sigma * torch.exp(0.5 * eta_sigma * (u @ eps.square().sub_(1.0)))  # one (n, D) temporary
         return dataclasses.replace(state, mean=mu, sigma=sigma, best=(state.generation, 0, 0),
                                    best_fitness=float(np.max(fitness)))  # fmt: skip
 

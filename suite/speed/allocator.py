@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 CASES = {
-    "charlm/pydoc GA P=64 G=3": ["--task", "charlm/pydoc", "--population", "64", "--generations", "3"],
+    "charlm/pydoc GA P=64 G=10": ["--task", "charlm/pydoc", "--population", "64", "--generations", "10"],  # #17's run
     "HalfCheetah-v5 GA P=64 G=2": ["--task", "HalfCheetah-v5", "--population", "64", "--generations", "2",
                                    "--set", "max_steps=200"],
     "ALE/Pong-v5 GA P=8 G=2": ["--task", "ALE/Pong-v5", "--population", "8", "--generations", "2",
@@ -47,6 +47,7 @@ def measure(args: list[str], mode: str) -> dict[str, float]:
         for key, label in TIME_FIELDS.items():
             figures[key] = float(re.search(rf"{re.escape(label)}: ([\d.]+)", done.stderr).group(1))
         figures["max_rss_mb"] /= 1024
+        figures["system_share"] = figures["system_s"] / (figures["user_s"] + figures["system_s"])
         history = pd.read_csv(next(Path(out).glob("runs/*/history.csv")))
         figures["frames_per_s"] = float(history["frames"].sum() / history["wall_s"].sum())
         figures["final_score"] = float(pd.read_csv(Path(out) / "leaderboard.csv")["final_score"].iloc[0])
@@ -55,7 +56,7 @@ def measure(args: list[str], mode: str) -> dict[str, float]:
 
 def table(rows: list[dict]) -> str:
     frame = pd.DataFrame(rows)
-    columns = ["user_s", "system_s", "minor_faults", "max_rss_mb", "frames_per_s", "final_score"]
+    columns = ["user_s", "system_s", "system_share", "minor_faults", "max_rss_mb", "frames_per_s", "final_score"]
     medians = frame.groupby(["case", "allocator"], sort=False)[columns].median().reset_index()
     medians["minor_faults"] = medians["minor_faults"].map(lambda v: f"{v / 1e6:.2f}M")
     lines = ["| " + " | ".join(medians.columns) + " |", "|" + " --- |" * len(medians.columns)]
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         f"# Allocator churn\n\n{machine}; medians of {args.repeats} run(s) each; "
         f"`python -m suite.speed.allocator --repeats {args.repeats}`. frames_per_s is generation frames over "
         f"generation wall time (chars/s for char-LM); final_score must match between rows of a case.\n\n"
-        f"{table(rows)}\n"
+        f"{table(rows)}\n\nframes_per_s, evoboard over glibc default: "
+        + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in speedups(rows).items())
+        + ". system_share is system time over user + system (CPU time).\n"
     )
     Path(args.md).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text(text)

@@ -3,9 +3,9 @@
 Issue #17: with the ES state in float64 lists and a 9 MB JSON checkpoint, ``openai-es`` on
 charlm/pydoc spent ~0.7 s a generation outside evaluation. For GA, openai-es and snes this
 times the runner's own phases (ask, decode, tell, checkpoint: history.csv, checkpoint.json and
-the state tensors) on the char-LM (117,608 parameters, its evaluation played through
-``Run.step``) and on the Nature CNN of an Atari task (1.7M parameters: ask, decode, tell and
-checkpoint timed directly on random fitness, no game played), and the checkpoint's bytes.
+the state tensors) of real generations played through ``Run.step``: the char-LM (117,608
+parameters) and the Nature CNN on Pong (1.7M parameters, one whole episode per member), and the
+checkpoint's bytes.
 Medians over generations after the first; written through ``suite.publish`` to
 results/overhead.md and .csv.
 """
@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from suite.publish import machine, markdown_table, publish
@@ -27,7 +25,8 @@ from suite.runner import Run
 from suite.spec import RunSpec, resolve
 
 ALGORITHMS = ("ga", "openai-es", "snes")
-MODELS = {"charlm (117k)": ("charlm/pydoc", {}), "nature_cnn (1.7M)": ("ALE/Pong-v5", {"max_frames": 100})}
+MODELS = {"charlm (117k)": ("charlm/pydoc", {}), "nature_cnn (1.7M)": ("ALE/Pong-v5", {})}
+"""Each model's task: a char-LM generation, and a Pong generation of whole episodes (one per member)."""
 PHASES = ("t_ask", "t_decode", "t_tell", "t_checkpoint")
 
 
@@ -46,26 +45,11 @@ def played(run: Run) -> dict[str, float]:
     return {**{k: row[k] for k in PHASES}, "t_evaluate": row["t_evaluate"], "wall_s": row["wall_s"]}
 
 
-def unplayed(run: Run, rng: np.random.Generator) -> dict[str, float]:
-    """A generation without evaluation: ask, decode, tell on random fitness, checkpoint."""
-    t0 = time.perf_counter()
-    genomes, state = run.algorithm.ask(run.state)
-    t1 = time.perf_counter()
-    run.algorithm.decode(run.encoding, genomes, state)
-    t2 = time.perf_counter()
-    run.state = run.algorithm.tell(state, genomes, rng.standard_normal(len(genomes)))
-    t3 = time.perf_counter()
-    run.persist()
-    t4 = time.perf_counter()
-    return {"t_ask": t1 - t0, "t_decode": t2 - t1, "t_tell": t3 - t2, "t_checkpoint": t4 - t3}
-
-
 def measure(model: str, algorithm: str, population: int, generations: int, out: Path) -> dict:
     task, settings = MODELS[model]
     run = built(task, settings, algorithm, population, generations, out)
-    rng = np.random.default_rng(0)
     try:
-        rows = [played(run) if task.startswith("charlm") else unplayed(run, rng) for _ in range(generations)]
+        rows = [played(run) for _ in range(generations)]
     finally:
         run.backend.close()
         run.task.close()
@@ -76,8 +60,7 @@ def measure(model: str, algorithm: str, population: int, generations: int, out: 
     tensors = sum(p.stat().st_size for p in folder.glob("state-*.safetensors"))
     return {"model": model, "algorithm": algorithm, "params": run.encoding.search_dims, "population": population,
             **{k: round(med[k], 4) for k in PHASES}, "outside_s": round(outside, 4),
-            "evaluate_s": round(med["t_evaluate"], 4) if "t_evaluate" in med else None,
-            "outside_share": round(outside / med["wall_s"], 4) if "wall_s" in med else None,
+            "evaluate_s": round(med["t_evaluate"], 4), "outside_share": round(outside / med["wall_s"], 4),
             "checkpoint_json_bytes": (folder / "checkpoint.json").stat().st_size, "tensor_bytes": tensors}  # fmt: skip
 
 
@@ -85,8 +68,7 @@ def table(rows: list[dict]) -> str:
     header = ["model", "algorithm", "params", "P", "ask s", "decode s", "tell s", "checkpoint s", "outside s",
               "evaluate s", "outside / generation", "checkpoint.json", "state tensors"]  # fmt: skip
     cells = [[r["model"], r["algorithm"], f"{r['params']:,}", str(r["population"]), *(f"{r[k]:.4f}" for k in PHASES),
-              f"{r['outside_s']:.4f}", "-" if r["evaluate_s"] is None else f"{r['evaluate_s']:.3f}",
-              "-" if r["outside_share"] is None else f"{100 * r['outside_share']:.1f}%",
+              f"{r['outside_s']:.4f}", f"{r['evaluate_s']:.3f}", f"{100 * r['outside_share']:.1f}%",
               f"{r['checkpoint_json_bytes'] / 1e3:.1f} kB", f"{r['tensor_bytes'] / 1e6:.2f} MB"]
              for r in rows]  # fmt: skip
     return markdown_table(header, cells)
@@ -109,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Per-generation cost outside evaluation (#17)\n\n"
         f"Machine: {machine()}. `python -m suite.speed.overhead --population {args.population} "
         f"--cnn-population {args.cnn_population} --generations {args.generations}`; medians over generations after "
-        "the first. char-LM generations are played through `Run.step` (its history row's phases); the Nature CNN's "
-        "are ask, decode, tell on random fitness and the checkpoint, without playing Atari. *checkpoint* is "
+        "the first, each played through `Run.step` (its history row's phases): charlm/pydoc, and Pong with one "
+        "whole episode per member. *outside / generation* is outside over the generation's `wall_s`. *checkpoint* is "
         "history.csv + checkpoint.json + the state tensors; *outside* is ask + decode + tell + checkpoint.\n\n"
         + table(rows)
     )

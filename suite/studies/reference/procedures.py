@@ -6,7 +6,9 @@ over several seeds (parents), each writing the per-seed table its claims read.
   same init: does an SNES ticket transfer to other optimisers? Writes ``transfer.csv``.
 - ``sparse-window`` (Whitaker & Whitley 2023): one adam parent per seed, the sparse-window sweep of
   each, and per (parent, density) the critical sigma: the largest sigma whose children keep a mean
-  test accuracy within ``TOLERANCE`` of their parent. Writes ``window.csv``.
+  test accuracy within ``TOLERANCE`` of their parent. Writes ``window.csv``; and per parent the
+  (p, sigma) whose child ensemble scored best on the selection split, its ensemble's test
+  accuracy beside the parent's (``ensembles.csv``: chosen without looking at test).
 - ``stitch`` (Guijt et al. 2024): per seed a wide and a narrow parent (different widths and seeds),
   the GA over stitches on validation, and per parent the best test accuracy of a validation-front
   offspring costing no more multiply-adds than that parent. Writes ``stitch_seeds.csv``.
@@ -61,6 +63,15 @@ def critical_sigma(rows: pd.DataFrame, tolerance: float = TOLERANCE) -> float:
     return float(near["sigma"].max()) if len(near) else 0.0
 
 
+def chosen_ensembles(sweeps: pd.DataFrame) -> pd.DataFrame:
+    """Per parent (seed): the sweep row whose ensemble scored best on the selection split (the first on a
+    tie), its density, sigma and size, and its test accuracy beside the parent's."""
+    best = sweeps.loc[sweeps.groupby("seed")["ensemble_selection"].idxmax()]
+    columns = ["seed", "density", "sigma", "ensemble_size", "parent_selection", "ensemble_selection",
+               "parent_accuracy", "ensemble_accuracy"]  # fmt: skip
+    return best[columns].reset_index(drop=True)
+
+
 def sparse_window(folder: Path, seeds: int, device: str) -> pd.DataFrame:
     """One parent per seed, the sparse-window sweep of each, the critical sigma per (parent, density)."""
     from suite.studies.parents import train_parent
@@ -78,6 +89,7 @@ def sparse_window(folder: Path, seeds: int, device: str) -> pd.DataFrame:
     publish(folder, "sparse_window", table, figure=figure(table[table["seed"] == 0]))
     window = pd.DataFrame(windows)
     publish(folder, "window", window)
+    publish(folder, "ensembles", chosen_ensembles(table))
     return window
 
 
