@@ -113,3 +113,32 @@ def test_reference_suites_keep_their_runs():
 def test_suite_show_of_a_procedure_exits_2(capsys):
     assert main(["suite", "show", "lottery"]) == 2
     assert "is a procedure" in capsys.readouterr().err
+
+
+def test_a_baseline_without_a_task_runs_at_each_task_s_own_budget(tmp_path):
+    suite = tmp_path / "floors.toml"
+    suite.write_text(
+        """
+[defaults]
+population = 4
+[[runs]]
+task = "CartPole-v1"
+max_steps = 30
+grid = { encoding = ["dense", "lowrank"] }
+[[runs]]
+task = "Pendulum-v1"
+generations = 3
+grid = { patience = [5, 9] }
+[[baselines]]
+algorithm = "random"
+[[baselines]]
+algorithm = "random"
+population = 6
+"""
+    )
+    floors = [s for s in load_suite(suite).specs if s.algorithm == "random"]
+    by_task = {(s.task, s.population): s for s in floors}
+    assert by_task["CartPole-v1", 4].settings.get("max_steps") == 30  # every CartPole run has it
+    assert by_task["Pendulum-v1", 4].generations == 3
+    assert by_task["Pendulum-v1", 4].settings.get("patience") is None  # the runs disagree: not taken
+    assert by_task["CartPole-v1", 6].settings.get("max_steps") == 30  # its own population, the task's steps

@@ -10,9 +10,12 @@ A suite file names its runs; ``evoboard bench FILE --seeds K`` runs each once pe
     task = "CartPole-v1"
     grid = { encoding = ["dense", "lowrank"] }   # one run per combination (optional)
     [[baselines]]                      # run on every task of the runs (optional)
-    algorithm = "rso"
+    algorithm = "random"
 
-Seeds come from ``--seeds`` and the device from ``--device``, so runs set neither.
+Seeds come from ``--seeds`` and the device from ``--device``, so runs set neither. A baseline
+without ``task`` runs on every task of the runs at that task's budget: each ``BUDGET_KEYS`` key
+on which all of the task's runs agree (Frostbite's ``patience = 400``, say) is the baseline's
+too unless it sets its own, so a floor is never measured at another budget than what it floors.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from suite.spec import RunSpec
 from suite.suites.registry import Suite
 
 RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
+BUDGET_KEYS = ("population", "generations", "episodes", "max_steps", "max_frames", "patience", "eval_episodes")
+"""What a baseline without ``task`` takes from its task's runs where they all agree."""
 TOP_KEYS = ("name", "description", "defaults", "runs", "baselines")
 FOLDER = Path(__file__).resolve().parent
 """Where the built-in suite files live (shipped as package data)."""
@@ -59,18 +64,31 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
     if not isinstance(defaults, dict):
         raise UsageError(f"{where}: defaults must be a table ([defaults])")
     specs: list[RunSpec] = []
+    runs: list[dict[str, Any]] = []
     for i, table in enumerate(_tables(data, "runs", where)):
         for run in _expand(table, defaults, f"{where} runs[{i}]"):
             specs.append(spec_from_table(run, f"{where} runs[{i}]", RUN_KEYS))
+            runs.append(run)
     if not specs:
         raise UsageError(f"{where} has no runs (add a [[runs]] table with a task)")
     tasks = list(dict.fromkeys(s.task for s in specs))
     for i, table in enumerate(_tables(data, "baselines", where)):
         for task in [table["task"]] if "task" in table else tasks:
-            for run in _expand({**table, "task": task}, defaults, f"{where} baselines[{i}]"):
+            shared = {} if "task" in table else task_budget([r for r in runs if r.get("task") == task])
+            for run in _expand({**shared, **table, "task": task}, defaults, f"{where} baselines[{i}]"):
                 specs.append(spec_from_table(run, f"{where} baselines[{i}]", RUN_KEYS))
     description = data.get("description", f"{len(specs)} runs from {where}")
     return Suite(data.get("name", name), str(description), tuple(specs), source=source)
+
+
+def task_budget(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``BUDGET_KEYS`` values every one of ``runs`` (one task's, over the defaults) sets alike."""
+    shared = {}
+    for key in BUDGET_KEYS:
+        values = {repr(run.get(key)) for run in runs}
+        if len(values) == 1 and key in runs[0]:
+            shared[key] = runs[0][key]
+    return shared
 
 
 def load_suite(path: str | Path) -> Suite:
