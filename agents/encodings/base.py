@@ -243,7 +243,11 @@ class SeedChainEncoding(Encoding):
         # Children of cached (or replayed) parents: one batched mutation for all of them.
         todo = [i for i, row in enumerate(rows) if row is None and len(genomes[i]) > 1]
         if todo:
-            parents = torch.stack([self.vector(genomes[i][:-1]) for i in todo])  # (C, D)
+            replayed: dict[Genome, torch.Tensor] = {}  # children of one parent replay it once
+            for i in todo:
+                if genomes[i][:-1] not in replayed:
+                    replayed[genomes[i][:-1]] = self.vector(genomes[i][:-1])
+            parents = torch.stack([replayed[genomes[i][:-1]] for i in todo])  # (C, D)
             children = self.mutate(parents, [genomes[i][-1] for i in todo])
             for k, i in enumerate(todo):
                 rows[i] = children[k]

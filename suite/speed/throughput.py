@@ -4,7 +4,8 @@ Measured side by side in one process and one run (each pair alternates; medians)
 - raw env steps/s with random actions: gymnasium's SyncVectorEnv (MuJoCo, classic control),
   ale_py's AtariVectorEnv (Pong), at the same number of envs as members;
 - evoboard's evaluation of a population at the same P, with its time split into env,
-  policy forward, decode and book-keeping;
+  policy forward, decode and book-keeping (children of one parent; on CartPole also a spread
+  population, whose long tail of few running members shows the per-step fixed cost);
 - EvoTorch's VecGymNE (optional: ``pip install 'evoboard[bench]'``) on the same task, P,
   episodes and network, and how many env steps it really took against how many it counted
   (a counting CartPole).
@@ -43,29 +44,39 @@ from suite.speed.raw import raw_atari, raw_gym
 
 
 def evoboard_eval(
-    task, population: int, encoding: str = "dense", settings: dict | None = None, device: str = "cpu"
+    task, population: int, encoding: str = "dense", settings: dict | None = None, device: str = "cpu",
+    generations: int = 1,
 ) -> dict:
-    """One population evaluation (decode + evaluate on ``device``); steps/s and the time split."""
+    """``generations`` population evaluations (decode + evaluate on ``device``, each a new set of children of
+    one parent); steps/s over all of them and the time split. Several keep a CartPole figure (a population
+    of ~10-step episodes is ~10 ms) above timer and scheduler noise."""
     policy = make_policy(task.default_policy, task.observation_space, task.action_space)
     cls = make_encoding(encoding, policy).__class__
     enc = make_encoding(encoding, policy, build_options(cls.Options, settings or {}), device)
-    genomes = [(0, 1000 + i) for i in range(population)]  # a generation of children of one parent
     enc.decode([(0,)])
-    t_decode, params = timed(lambda: enc.decode(genomes))
-    actor = PopulationActor(policy, params, torch.device(device))
-    t_eval, ev = timed(lambda: task.evaluate(actor, population, [0]))
-    steps = ev.frames // task.frames_per_step
-    total = t_decode + t_eval
+    parts = {"steps": 0, "total": 0.0, "env_s": 0.0, "policy_s": 0.0, "decode_s": 0.0, "reset_s": 0.0}
+    shortest, longest = None, 0
+    for g in range(generations):
+        genomes = [(0, 1000 + g * population + i) for i in range(population)]  # children of one parent
+        t_decode, params = timed(lambda genomes=genomes: enc.decode(genomes))
+        actor = PopulationActor(policy, params, torch.device(device))
+        t_eval, ev = timed(lambda actor=actor, g=g: task.evaluate(actor, population, [g]))
+        parts["steps"] += ev.frames // task.frames_per_step
+        parts["total"] += t_decode + t_eval
+        parts["env_s"] += ev.timings["env"]
+        parts["policy_s"] += ev.timings["policy"]
+        parts["decode_s"] += t_decode
+        parts["reset_s"] += ev.timings.get("reset", 0.0)
+        shortest = int(ev.steps.min()) if shortest is None else min(shortest, int(ev.steps.min()))
+        longest = max(longest, int(ev.steps.max()))
+    outside = parts["env_s"] + parts["policy_s"] + parts["reset_s"] + parts["decode_s"]
     return {
-        "steps": steps,
-        "steps_per_s": steps / total,
-        "env_s": ev.timings["env"],
-        "policy_s": ev.timings["policy"],
-        "decode_s": t_decode,
-        "reset_s": ev.timings.get("reset", 0.0),
-        "bookkeeping_s": t_eval - ev.timings["env"] - ev.timings["policy"] - ev.timings.get("reset", 0.0),
-        "shortest": int(ev.steps.min()),
-        "longest": int(ev.steps.max()),
+        "steps": parts["steps"],
+        "steps_per_s": parts["steps"] / parts["total"],
+        **{k: parts[k] for k in ("env_s", "policy_s", "decode_s", "reset_s")},
+        "bookkeeping_s": parts["total"] - outside,
+        "shortest": shortest,
+        "longest": longest,
     }
 
 
@@ -122,24 +133,32 @@ def processes_eval(task_id: str, population: int, workers: int) -> Iterator[Call
 
 
 def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
+    """The population of ``evoboard_eval`` against the raw env; on CartPole also a spread population
+    (parameters drawn at sigma 0.3: episodes of 8-500 steps), where few members run most steps."""
     quiet_mujoco()
     task = envs.make(task_id)
     steps = task.max_steps
-    evo_runs, raw_runs = alternate(lambda: evoboard_eval(task, population),
-                                   lambda: raw_gym(task_id, population, steps), repeats)  # fmt: skip
+    rows = []
+    spread = (("children", {}), ("spread", {"sigma": 0.3})) if task_id == counting.COUNTING_CARTPOLE else (
+        ("children", {}),)  # fmt: skip
+    k = 20 if task_id == counting.COUNTING_CARTPOLE else 1  # CartPole: ~10 ms a generation, so 20 of them
+    for name, settings in spread:
+        evo_runs, raw_runs = alternate(lambda s=settings: evoboard_eval(task, population, settings=s, generations=k),
+                                       lambda: raw_gym(task_id, population, steps), repeats)  # fmt: skip
+        raw = statistics.median(raw_runs)
+        evo = medians(evo_runs)
+        rows.append({"task": task_id, "population": population, "encoding": "dense", "members": name,
+                     "raw_steps_per_s": raw, "evoboard_steps_per_s": evo["steps_per_s"],
+                     "ratio_vs_raw": evo["steps_per_s"] / raw, **evo})  # fmt: skip
     task.close()
-    raw = statistics.median(raw_runs)
-    evo = medians(evo_runs)
-    row = {"task": task_id, "population": population, "encoding": "dense", "raw_steps_per_s": raw,
-           "evoboard_steps_per_s": evo["steps_per_s"], "ratio_vs_raw": evo["steps_per_s"] / raw, **evo}  # fmt: skip
     other = evotorch_eval(task_id, population)
     if other:
-        row.update(
-            evotorch_steps_per_s=other["steps_per_s"], ratio_vs_evotorch=evo["steps_per_s"] / other["steps_per_s"]
+        rows[0].update(
+            evotorch_steps_per_s=other["steps_per_s"], ratio_vs_evotorch=rows[0]["steps_per_s"] / other["steps_per_s"]
         )
     if task_id == counting.COUNTING_CARTPOLE:
-        row.update(counted_steps(task_id, population))
-    return [row]
+        rows[0].update(counted_steps(task_id, population))
+    return rows
 
 
 def counted_steps(task_id: str, population: int, spread: float = 0.3) -> dict:
@@ -207,6 +226,7 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
             for threads in (1, 2) if device == "cpu" else (1,):
                 rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device)
     table = pd.DataFrame(rows)
+    table["members"] = table["members"].fillna("children") if "members" in table else "children"
     for column in ("processes", "torch_threads"):
         table[column] = table[column].fillna(1).astype(int) if column in table else 1
     table["device"] = table["device"].fillna("cpu") if "device" in table else "cpu"
@@ -215,15 +235,24 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
     return table
 
 
+def steps_range(row: dict) -> str:
+    """The shortest and longest episode of the evaluated population, where known."""
+    low, high = row.get("shortest"), row.get("longest")
+    if low is None or (isinstance(low, float) and np.isnan(low)):
+        return ""
+    return f"{int(low)}-{int(high)}"
+
+
 def markdown(table: pd.DataFrame) -> str:
     def f(v, fmt=",.0f"):
         return "" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
 
-    header = ["task", "P", "encoding", "processes", "torch threads", "raw steps/s", "evoboard steps/s", "vs raw",
+    header = ["task", "P", "encoding", "members", "episode steps", "processes", "torch threads", "raw steps/s",
+              "evoboard steps/s", "vs raw",
               "EvoTorch steps/s", "evoboard / EvoTorch", "env s", "policy s", "decode s", "reset s",
               "other s"]  # fmt: skip
     rows = [[r["task"], str(r["population"]), r["encoding"] + ("" if r["device"] == "cpu" else f" ({r['device']})"),
-             str(r["processes"]), str(r["torch_threads"]),
+             r.get("members") or "children", steps_range(r), str(r["processes"]), str(r["torch_threads"]),
              f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
              f(r.get("env_s"), ".2f"), f(r.get("policy_s"), ".2f"), f(r.get("decode_s"), ".3f"),
