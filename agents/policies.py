@@ -36,6 +36,10 @@ class Policy(ABC):
     def for_spaces(cls, observation_space: gym.Space, action_space: gym.Space, options) -> Policy:
         """The network for these spaces; raise ValueError if it cannot serve them."""
 
+    def apply(self, params: PopulationParams) -> PopulationParams:
+        """The weights the network runs with (a masked policy multiplies its masks in); by default ``params``."""
+        return params
+
     @abstractmethod
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
         """One observation per member, obs (P, *obs_shape) -> actions (P, ...), in one forward."""

@@ -301,8 +301,8 @@ class Run:
 
     def save_elite(self, params, best: tuple[int, ...], score: float) -> None:
         """The final elite's weights as ``elite.safetensors`` in the run folder: a start for ``--set init=PATH``."""
-        params = self.policy.apply(params) if hasattr(self.policy, "apply") else params  # a masked policy's weights
-        genome = list(self.encoding.canonical(best)) if hasattr(self.encoding, "canonical") else list(best)
+        params = self.policy.apply(params)  # a masked policy's weights with its masks in
+        genome = list(self.encoding.canonical(best))
         meta = {"run_id": self.run_dir.path.name, "task": self.spec.task, "policy": self.policy.describe(),
                 "encoding": self.spec.encoding, "algorithm": self.spec.algorithm, "genome": genome,
                 "final_score": score, "score_kind": self.task.score_kind, "init": self.resolved.runner.init,

@@ -120,6 +120,10 @@ class Encoding(ABC):
     def genome_bytes(self, genome: Genome) -> int:
         return SEED_BYTES * len(genome)
 
+    def canonical(self, genome: Genome) -> Genome:
+        """The genome as it replays (a run rooted at a checkpoint names it); by default itself."""
+        return tuple(genome)
+
 
 class SeedChainEncoding(Encoding):
     """A search vector z of ``search_dims`` per member, built from a seed chain.
