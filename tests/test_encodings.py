@@ -23,7 +23,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from agents.encodings import ENCODINGS, make
 from agents.encodings.base import noise
 from agents.encodings.lowrank import FactorizedConv2d, FactorizedEmbedding, FactorizedLinear, LowRankOptions
-from agents.encodings.lowrank_perturb import LowRankPerturbOptions, PerturbedConv2d, PerturbedEmbedding, PerturbedLinear
+from agents.encodings.lowrank_perturb import LowRankPerturbOptions
+from agents.encodings.perturbed_layers import PerturbedConv2d, PerturbedEmbedding, PerturbedLinear
 from agents.encodings.sparse import SparseOptions
 from agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec
 from agents.registry import Registry

@@ -44,7 +44,11 @@ from suite.speed.raw import raw_atari, raw_gym
 
 
 def evoboard_eval(
-    task, population: int, encoding: str = "dense", settings: dict | None = None, device: str = "cpu",
+    task,
+    population: int,
+    encoding: str = "dense",
+    settings: dict | None = None,
+    device: str = "cpu",
     generations: int = 1,
 ) -> dict:
     """``generations`` population evaluations (decode + evaluate on ``device``, each a new set of children of
