@@ -116,6 +116,19 @@ class RunDir:
                     old.unlink()
         return written + len(text)
 
+    def write_elite(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """``elite.safetensors``: the final elite's dense weights and what they are (``agents.checkpoints``)."""
+        from agents import checkpoints
+
+        path = self.path / "elite.safetensors"
+        with writing(path):
+            try:
+                checkpoints.save(path, tensors, meta)
+            except Exception as err:  # safetensors reports a full disk as its own SafetensorError
+                if type(err).__name__ != "SafetensorError":
+                    raise
+                raise WriteFailed(path, str(err).splitlines()[0]) from None
+
     def read_spec(self) -> dict[str, Any]:
         return read_json(self.spec_path)
 

@@ -314,14 +314,7 @@ class Run:
         except (AttributeError, TypeError, KeyError) as err:  # a plugin form without a dense materialize()
             log.warning("elite weights not saved: %s cannot be exported as dense tensors (%s)", self.spec.encoding, err)
             return
-        path = self.run_dir.path / "elite.safetensors"
-        with writing(path):
-            try:
-                checkpoints.save(path, tensors, meta)
-            except Exception as err:  # safetensors reports a full disk as its own SafetensorError
-                if type(err).__name__ != "SafetensorError":
-                    raise
-                raise WriteFailed(path, str(err).splitlines()[0]) from None
+        self.run_dir.write_elite(tensors, meta)
 
     def leaderboard_row(self, best: tuple[int, ...], final_score: float) -> dict[str, Any]:
         return {
