@@ -112,3 +112,23 @@ def test_rso_study_end_to_end_at_a_tiny_budget(tmp_path):
     assert all(r["verdict"] == "not measured (no runs)" for r in cnn)
     text = (folder / "claims.md").read_text()
     assert "Every row made at commit" in text and (folder / "report" / "report.md").exists()
+
+
+def test_the_reference_claims_table_gathers_each_study_run_on_its_own(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    from suite.studies.reference import collect_claims
+
+    source = Path(__file__).resolve().parents[1] / "results" / "reference" / "rso-digits"
+    (tmp_path / "rso-digits").mkdir()
+    for name in ("claims.csv", "claims.md"):
+        shutil.copy(source / name, tmp_path / "rso-digits" / name)
+    text = collect_claims(tmp_path).read_text()
+    rso = text[text.index("## rso-digits") : text.index("## guijt-stitch")]
+    for finding in pd.read_csv(source / "claims.csv")["finding"]:
+        assert finding in rso
+    assert rso.strip().splitlines()[-1] == (source / "claims.md").read_text().strip().splitlines()[-1]
+    assert "Not run: `evoboard bench garbus-rl --out results/reference --seeds 5`" in text

@@ -4,7 +4,8 @@ A study is a list of runs (a suite file beside this module, baselines included) 
 the claims it tests (``suite.studies.claims``). ``evoboard bench <study> --out DIR --seeds 5`` runs it
 into ``DIR/<study>/`` (leaderboard, runs with their history, ``report/`` with plots) and writes
 ``claims.md``, ``claims.csv`` and ``profile.png`` there; ``evoboard bench reference`` runs all of them
-and writes the claims table of every study into ``DIR/claims.md``.
+and writes the claims table of every study into ``DIR/claims.md``; ``python -m suite.studies.reference DIR``
+writes that file from studies run one by one.
 """
 
 from __future__ import annotations
@@ -106,19 +107,41 @@ def consistent_sha(folder: Path) -> str:
 
 def run_reference(out: str | Path, seeds: int, device: str, studies: tuple[Study, ...] | None = None) -> list[dict]:
     """Every study into ``out/<study>/``, then ``out/claims.md`` (the claims table of all); prints the total time."""
-    from suite.publish import machine
     from suite.studies.reference.catalogue import STUDIES
 
     start = time.perf_counter()
-    rows, sections = [], []
+    rows = []
     for study in studies or tuple(STUDIES.values()):
-        study_rows = run_study(study, out, seeds, device)
-        rows += study_rows
-        sections.append(claims_markdown(study_rows, study.command(seeds)))
+        rows += run_study(study, out, seeds, device)
     total = time.perf_counter() - start
-    text = "# Reference claims\n\n" + "\n".join(sections)
-    text += f"\nMeasured on {machine(device)}; {seeds} seeds; total {total / 60:.1f} min.\n"
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "claims.md").write_text(text)
-    print(f"reference: {len(rows)} claims, total {total / 60:.1f} min; table in {Path(out) / 'claims.md'}")
+    path = collect_claims(out, seeds, note=f"total {total / 60:.1f} min")
+    print(f"reference: {len(rows)} claims, total {total / 60:.1f} min; table in {path}")
     return rows
+
+
+def collect_claims(out: str | Path, seeds: int = 5, device: str = "cpu", note: str = "") -> Path:
+    """``out/claims.md``: the claims table of every study whose folder holds its ``claims.csv``, each with its
+    commit-and-time line (studies run one by one, or by ``run_reference``)."""
+    import pandas as pd
+
+    from suite.publish import machine
+    from suite.spec import RunnerOptions
+    from suite.studies.reference.catalogue import STUDIES
+
+    sections = []
+    for study in STUDIES.values():
+        folder = Path(out) / study.name
+        if not (folder / "claims.csv").exists():
+            sections.append(f"## {study.name}\n\nNot run: `{study.command(seeds)}`.\n")
+            continue
+        table = pd.read_csv(folder / "claims.csv")
+        rows = table.assign(requires=table["requires"].fillna("")).to_dict("records")
+        stamp = (folder / "claims.md").read_text().strip().splitlines()[-1]
+        sections.append(f"## {study.name}\n\n{claims_markdown(rows, study.command(seeds))}\n{stamp}\n")
+    text = "# Reference claims\n\n" + "\n".join(sections)
+    where = machine(device, RunnerOptions().threads)  # the runs' torch threads, not this process's
+    text += f"\nMeasured on {where}; {seeds} seeds" + (f"; {note}" if note else "") + ".\n"
+    path = Path(out) / "claims.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
