@@ -135,7 +135,7 @@ def collect_claims(out: str | Path, seeds: int = 5, device: str = "cpu", note: s
             sections.append(f"## {study.name}\n\nNot run: `{study.command(seeds)}`.\n")
             continue
         table = pd.read_csv(folder / "claims.csv")
-        rows = table.assign(requires=table["requires"].fillna("")).to_dict("records")
+        rows = table.assign(requires=table["requires"].astype(object).fillna("")).to_dict("records")
         stamp = (folder / "claims.md").read_text().strip().splitlines()[-1]
         sections.append(f"## {study.name}\n\n{claims_markdown(rows, study.command(seeds))}\n{stamp}\n")
     text = "# Reference claims\n\n" + "\n".join(sections)
