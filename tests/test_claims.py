@@ -132,3 +132,22 @@ def test_the_reference_claims_table_gathers_each_study_run_on_its_own(tmp_path):
         assert finding in rso
     assert rso.strip().splitlines()[-1] == (source / "claims.md").read_text().strip().splitlines()[-1]
     assert "Not run: `evoboard bench garbus-rl --out results/reference --seeds 5`" in text
+
+
+def test_early_stop_effects_set_each_margin_run_beside_its_variant_without_it():
+    import numpy as np
+    import pandas as pd
+
+    from suite.studies.reference.summary import effects
+
+    runs = pd.DataFrame({
+        "task": ["T"] * 4, "encoding": ["dense"] * 4, "algorithm": ["ga"] * 4, "seed": [0, 1, 0, 1],
+        "elite_margin": [np.nan, np.nan, 100.0, 100.0], "harmful_fraction": [0.6, 0.8, 0.7, 0.9],
+        "median_delta": [-1.0, -3.0, -2.0, -4.0], "saved_fraction": [0.0, 0.0, 0.3, 0.5],
+        "final_score": [10.0, 20.0, 12.0, 18.0], "wall_s": [10.0, 10.0, 6.0, 8.0], "frames": [100, 100, 50, 70],
+    })  # fmt: skip
+    out = effects(runs).set_index("elite_margin")
+    assert out.loc[0.0, "seeds"] == 2 and out.loc[0.0, "harmful_fraction"] == pytest.approx(0.7)
+    assert out.loc[100.0, "saved_fraction"] == pytest.approx(0.4)
+    assert out.loc[100.0, "wall_vs_no_margin"] == pytest.approx(0.7)  # median 7 s vs 10 s
+    assert out.loc[100.0, "frames_vs_no_margin"] == pytest.approx(0.6)

@@ -4,7 +4,9 @@ Garbus & Pollack 2025 measure how often a mutation hurts (``harmful_fraction``: 
 their parent) and by how much (``median_delta``: the median child-minus-parent fitness) per encoding;
 the GA logs both per generation, and a run's value here is their mean over generations (NaN where
 the history has no such column). ``saved_fraction`` is frames_saved / (frames + frames_saved): the
-share of a run the early-termination rules cut.
+share of a run the early-termination rules cut. ``effects.csv`` sums them up per task, variant and
+rule setting: medians over seeds, and what the rules saved in frames and wall time beside the same
+variant's runs without ``elite_margin``.
 """
 
 from __future__ import annotations
@@ -37,4 +39,22 @@ def summarize_history(folder: Path) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows, columns=[*KEPT, *HISTORY_COLUMNS, "saved_fraction"])
     publish(folder, "runs", table)
+    publish(folder, "effects", effects(table))
     return table
+
+
+def effects(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, encoding, algorithm, elite_margin): seeds, medians of the history columns, saved fraction,
+    final score and wall time, and wall time and frames relative to the same variant without elite_margin."""
+    runs = runs.assign(margin=runs["elite_margin"].fillna(0.0))
+    keys = ["task", "encoding", "algorithm", "margin"]
+    out = runs.groupby(keys, sort=True).agg(
+        seeds=("seed", "nunique"), harmful_fraction=("harmful_fraction", "median"),
+        median_delta=("median_delta", "median"), saved_fraction=("saved_fraction", "median"),
+        final_score=("final_score", "median"), wall_s=("wall_s", "median"), frames=("frames", "median"),
+    ).reset_index()  # fmt: skip
+    plain = out[out["margin"] == 0.0].set_index(["task", "encoding", "algorithm"])
+    base = out.join(plain[["wall_s", "frames"]], on=["task", "encoding", "algorithm"], rsuffix="_no_margin")
+    out["wall_vs_no_margin"] = base["wall_s"] / base["wall_s_no_margin"]
+    out["frames_vs_no_margin"] = base["frames"] / base["frames_no_margin"]
+    return out.rename(columns={"margin": "elite_margin"})
