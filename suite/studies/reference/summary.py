@@ -53,8 +53,9 @@ def effects(runs: pd.DataFrame) -> pd.DataFrame:
         median_delta=("median_delta", "median"), saved_fraction=("saved_fraction", "median"),
         final_score=("final_score", "median"), wall_s=("wall_s", "median"), frames=("frames", "median"),
     ).reset_index()  # fmt: skip
-    plain = out[out["margin"] == 0.0].set_index(["task", "encoding", "algorithm"])
-    base = out.join(plain[["wall_s", "frames"]], on=["task", "encoding", "algorithm"], rsuffix="_no_margin")
-    out["wall_vs_no_margin"] = base["wall_s"] / base["wall_s_no_margin"]
-    out["frames_vs_no_margin"] = base["frames"] / base["frames_no_margin"]
+    plain = out[out["margin"] == 0.0][["task", "encoding", "algorithm", "wall_s", "frames"]]
+    plain = plain.rename(columns={"wall_s": "plain_wall_s", "frames": "plain_frames"})
+    base = out.merge(plain, on=["task", "encoding", "algorithm"], how="left")
+    out["wall_vs_no_margin"] = base["wall_s"] / base["plain_wall_s"]
+    out["frames_vs_no_margin"] = base["frames"] / base["plain_frames"]
     return out.rename(columns={"margin": "elite_margin"})
