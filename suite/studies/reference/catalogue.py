@@ -102,6 +102,16 @@ def _early_stop() -> Study:
                 ),
                 floor,
             ),
+            Claim(
+                "the below-elite rule alone cuts more of a factorized run (HalfCheetah, no patience)",
+                GP,
+                Comparison(
+                    per_run("lowrank + elite_margin", "lowrank", "saved_fraction", 100.0),
+                    per_run("dense + elite_margin", "dense", "saved_fraction", 100.0),
+                    tasks=("HalfCheetah-v5",),
+                ),
+                floor,
+            ),
         ),  # fmt: skip
         suite_file="garbus-early-stop.toml",
         after=summarize_history,
