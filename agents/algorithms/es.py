@@ -109,18 +109,24 @@ class MeanSearch(VectorSearch):
         """Rows mean + (sign * scale) * eps(seed) of keyed members (P, D); a sign-0 key is the mean itself.
 
         ``seeds``: the members' distinct seeds in the order ``tell`` asks ``directions`` for them,
-        so a generation's noise is drawn once. Each row is computed elementwise exactly as
-        ``mean + (sign * scale) * eps`` member by member.
+        so a generation's noise is drawn once. Rows are built member by member into one tensor
+        (each step a (D,) vector that stays in cache), with the same arithmetic as
+        ``mean + (sign * scale) * eps``, so results are bit for bit those of building each row alone.
         """
+        rows = torch.empty((len(genomes), mean.shape[0]), dtype=mean.dtype, device=mean.device)  # (P, D)
+        keyed = [g for g in genomes if g[2] != 0]
+        eps = self.directions(seeds) if keyed else None
         at = {s: k for k, s in enumerate(seeds)}
-        rows = mean.expand(len(genomes), -1).clone()  # (P, D)
-        keyed = [i for i, (_, _, sign) in enumerate(genomes) if sign != 0]
-        if keyed:
-            signs = torch.tensor([float(genomes[i][2]) for i in keyed], device=mean.device)[:, None]  # (K, 1)
-            eps = self.directions(seeds)
-            if len(keyed) != len(seeds) or any(at[genomes[i][1]] != k for k, i in enumerate(keyed)):
-                eps = eps[[at[genomes[i][1]] for i in keyed]]  # (K, D): antithetic pairs share a row
-            rows[keyed] = mean + (signs * scale) * eps
+        step = torch.empty_like(mean)  # (D,)
+        for i, (_, seed, sign) in enumerate(genomes):
+            if sign == 0:
+                rows[i] = mean
+                continue
+            if isinstance(scale, torch.Tensor):
+                torch.mul(scale, sign, out=step).mul_(eps[at[seed]])
+            else:
+                torch.mul(eps[at[seed]], sign * scale, out=step)
+            torch.add(mean, step, out=rows[i])
         return rows
 
     def initial_mean(self, seed: int) -> tuple[int, torch.Tensor]:
