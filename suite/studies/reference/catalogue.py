@@ -21,7 +21,7 @@ def _rl() -> Study:
     beats_floor = (Comparison(lowrank, floor),)
     return Study(
         "garbus-rl",
-        "GA over 5 encodings + random search on HalfCheetah-v5 and Walker2d-v5, P=32, 10 generations (~30 min)",
+        "GA over 5 encodings + random search on HalfCheetah-v5 and Walker2d-v5, P=32, 10 generations (24 min measured)",
         (
             Claim(
                 "factorized matches or beats dense (RL)",
@@ -47,7 +47,7 @@ def _charlm() -> Study:
     unigram = run("unigram", algorithm="unigram")
     return Study(
         "garbus-charlm",
-        "charlm/pydoc: openai-es and GA x 4 encodings (with small_dense); unigram, bigram, adam (~32 min)",
+        "charlm/pydoc: openai-es and GA x 4 encodings (with small_dense); unigram, bigram, adam (17 min measured)",
         (
             Claim(
                 "factorized does notably well on language modeling",
@@ -82,7 +82,7 @@ def _early_stop() -> Study:
                         run("random", algorithm="random")),)  # fmt: skip
     return Study(
         "garbus-early-stop",
-        "GA dense/lowrank with elite_margin off/on + random, HalfCheetah-v5 and Frostbite (patience 400) (~40 min)",
+        "GA dense/lowrank, elite_margin off/on, + random: HalfCheetah-v5, Frostbite (patience 400) (51 min measured)",
         (
             Claim(
                 "deleterious factorized mutations hurt more (harmful fraction)",
@@ -128,7 +128,7 @@ def _sparse() -> Study:
 
     return Study(
         "whitaker-sparse",
-        "5 adam digits parents, sparse children at p in {1, 0.1, 0.01} x 11 sigmas: window, ensembles (~1 min)",
+        "5 adam digits parents, sparse children at p in {1, 0.1, 0.01} x 11 sigmas: window, ensembles (<1 min)",
         (
             Claim(
                 "sparse children tolerate a larger step (p=0.01 vs dense)",
@@ -164,7 +164,7 @@ def _tickets() -> Study:
     paper = "Lange & Sprekeler 2023"
     return Study(
         "lange-tickets",
-        "SNES lottery (SNR, magnitude, random) on digits and Acrobot-v1; tickets moved to openai-es, adam (~20 min)",
+        "SNES lottery (SNR, magnitude, random), digits and Acrobot-v1; tickets to openai-es, adam (18 min measured)",
         (
             Claim(
                 "SNR tickets keep accuracy where random re-init collapses",
@@ -211,7 +211,7 @@ def _rso() -> Study:
         ]  # fmt: skip
     return Study(
         "rso-digits",
-        "digits: rso 5 cycles vs adam at 5 and 320 steps, small_cnn and classifier_mlp (~8 min)",
+        "digits: rso 5 cycles vs adam at 5 and 320 steps, small_cnn and classifier_mlp (2 min measured)",
         tuple(claims),
         suite_file="rso-digits.toml",
         needs=(("policy", "small_cnn"), ("policy", "classifier_mlp")),
@@ -230,7 +230,7 @@ def _stitch() -> Study:
     )  # fmt: skip
     return Study(
         "guijt-stitch",
-        "5 seeds of two adam digits MLPs (64 and 24 wide), stitch GA on validation, scored on test (~6 min)",
+        "5 seeds of two adam digits MLPs (64 and 24 wide), stitch GA on validation, scored on test (<1 min measured)",
         claims,
         procedure=proc.stitch,
     )
