@@ -138,7 +138,7 @@ class Run:
 
     @run_dir.setter
     def run_dir(self, folder: RunDir) -> None:
-        self.folder, self.history_log = folder, folder.history_log
+        self.folder, self.history_log = folder, HistoryLog(folder.history_log_path)
 
     @property
     def generation(self) -> int:

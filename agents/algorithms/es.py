@@ -114,8 +114,7 @@ class MeanSearch(VectorSearch):
         ``mean + (sign * scale) * eps``, so results are bit for bit those of building each row alone.
         """
         rows = torch.empty((len(genomes), mean.shape[0]), dtype=mean.dtype, device=mean.device)  # (P, D)
-        keyed = [g for g in genomes if g[2] != 0]
-        eps = self.directions(seeds) if keyed else None
+        eps = self.directions(seeds) if seeds else None  # (n, D)
         at = {s: k for k, s in enumerate(seeds)}
         step = torch.empty_like(mean)  # (D,)
         for i, (_, seed, sign) in enumerate(genomes):

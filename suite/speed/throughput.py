@@ -42,6 +42,9 @@ from suite.speed.counting import CountingCartPole
 from suite.speed.harness import alternate, medians, timed
 from suite.speed.raw import raw_atari, raw_gym
 
+SPREAD = 0.3
+"""sigma of a spread CartPole population: parameters far apart, so episodes last 8 to 500 steps."""
+
 
 def evoboard_eval(
     task,
@@ -143,7 +146,7 @@ def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
     task = envs.make(task_id)
     steps = task.max_steps
     rows = []
-    spread = (("children", {}), ("spread", {"sigma": 0.3})) if task_id == counting.COUNTING_CARTPOLE else (
+    spread = (("children", {}), ("spread", {"sigma": SPREAD})) if task_id == counting.COUNTING_CARTPOLE else (
         ("children", {}),)  # fmt: skip
     k = 20 if task_id == counting.COUNTING_CARTPOLE else 1  # CartPole: ~10 ms a generation, so 20 of them
     for name, settings in spread:
@@ -165,7 +168,7 @@ def control_rows(task_id: str, population: int, repeats: int) -> list[dict]:
     return rows
 
 
-def counted_steps(task_id: str, population: int, spread: float = 0.3) -> dict:
+def counted_steps(task_id: str, population: int, spread: float = SPREAD) -> dict:
     """Env steps each library counted and took on the counting CartPole, for a population whose
     episode lengths differ (parameters spread by N(0, ``spread``^2)): a library that steps finished
     envs until the longest episode ends takes more than it counts."""
