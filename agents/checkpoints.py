@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from agents.layers import LayerSpec, PopulationParams
+from evoboard.agents.layers import LayerSpec, PopulationParams
 from evoboard.errors import CheckpointRefused
 
 FORMAT = "evoboard-weights/1"

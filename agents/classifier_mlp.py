@@ -15,7 +15,7 @@ import dataclasses
 import gymnasium as gym
 import torch
 
-from agents.policies import POLICIES, MLPPolicy
+from evoboard.agents.policies import POLICIES, MLPPolicy
 
 
 @POLICIES.register("classifier_mlp")

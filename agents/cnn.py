@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from agents.layers import LayerSpec, PopulationParams, conv2d, linear
-from agents.policies import POLICIES, ActionHead, Policy
+from evoboard.agents.layers import LayerSpec, PopulationParams, conv2d, linear
+from evoboard.agents.policies import POLICIES, ActionHead, Policy
 from evoboard.options import Checked, bounded
 
 CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))  # (channels out, kernel, stride), Mnih et al. 2015

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.layers import LayerParams, PopulationParams
-from agents.policies import Policy
+from evoboard.agents.layers import LayerParams, PopulationParams
+from evoboard.agents.policies import Policy
 
 MASKABLE = ("linear", "conv2d", "embedding")
 

@@ -17,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.layers import LayerSpec, PopulationParams, linear
-from agents.registry import Registry
+from evoboard.agents.layers import LayerSpec, PopulationParams, linear
+from evoboard.agents.registry import Registry
 from evoboard.options import Checked
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from agents.encodings.base import SeedChainEncoding
+from evoboard.agents.encodings.base import SeedChainEncoding
 
 METHODS = ("snr", "magnitude", "random")
 

@@ -15,8 +15,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.layers import LayerSpec, PopulationParams, conv2d, linear
-from agents.policies import POLICIES, Policy
+from evoboard.agents.layers import LayerSpec, PopulationParams, conv2d, linear
+from evoboard.agents.policies import POLICIES, Policy
 from evoboard.options import Checked
 
 

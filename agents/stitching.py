@@ -16,7 +16,7 @@ narrower network B is how a stitched child gets cheaper than A. ``pareto_ga`` se
 for (score up, multiply-adds down) with non-dominated sorting (Deb et al. 2002, NSGA-II without
 crowding: ties broken by a seeded shuffle).
 
-Scope: MLP networks (``mlp`` / ``classifier_mlp`` weights as saved by ``agents.checkpoints``)
+Scope: MLP networks (``mlp`` / ``classifier_mlp`` weights as saved by ``evoboard.agents.checkpoints``)
 of the same depth; convolutional stitches (1x1 convs between equal spatial sizes) are not built.
 """
 
@@ -44,7 +44,7 @@ class MLPNetwork:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], activation: str = "tanh") -> MLPNetwork:
-        """From checkpoint tensors ``fc0.weight``, ``fc0.bias``, ``fc1.weight``, ... (``agents.checkpoints``)."""
+        """From checkpoint tensors ``fc0.weight``, ``fc0.bias``, ``fc1.weight``, ... (see ``agents/checkpoints.py``)."""
         layers = []
         for i in itertools.count():
             if f"fc{i}.weight" not in tensors:

@@ -22,8 +22,8 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
-from agents.layers import LayerSpec, PopulationParams, embedding, layer_norm, linear
-from agents.policies import POLICIES, Policy
+from evoboard.agents.layers import LayerSpec, PopulationParams, embedding, layer_norm, linear
+from evoboard.agents.policies import POLICIES, Policy
 from evoboard.options import Checked, bounded
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from envs import catalogue  # noqa: F401  (registers the built-in ids)
-from envs.base import Act, EpisodeOptions, Evaluation, Task
-from envs.registry import TaskEntry, names, register, resolve
+from evoboard.envs import catalogue  # noqa: F401  (registers the built-in ids)
+from evoboard.envs.base import Act, EpisodeOptions, Evaluation, Task
+from evoboard.envs.registry import TaskEntry, names, register, resolve
 
 
 def make(task_id: str, options: EpisodeOptions | None = None) -> Task:

@@ -6,14 +6,14 @@ the full 18-action set; preprocessing is the DQN one (Mnih et al. 2015): framesk
 a max over the last two frames, 84x84 grey, 4 frames stacked, up to 30 no-ops at reset.
 Rewards are NOT clipped: fitness and the human-normalized score are in game points.
 The final score is human-normalized only for runs whose settings follow the protocol stated
-in ``envs.atari_scores`` (a frame budget that truncates games gives ``score_kind=return``).
+in ``evoboard.envs.atari_scores`` (a frame budget that truncates games gives ``score_kind=return``).
 
 Each (member, episode) job runs in its own one-env ``ale_py.AtariVectorEnv`` (one C++
 worker thread each). ale-py 0.12.1's multi-env vectorizer steps every sub-env on every
 call (``send`` takes exactly ``num_envs`` actions), so a member whose episode ended would
 keep emulating; one vectorizer per slot lets exactly the running slots step: send to all
 of them, then receive from all, so the emulators still run side by side in C++. A slot
-whose job ended takes the next pending job with an explicit seeded reset (``envs.slots``);
+whose job ended takes the next pending job with an explicit seeded reset (``evoboard.envs.slots``);
 the NEXT_STEP autoreset never fires, and no reset frame is ever counted. Measured here: as many env
 steps/s as one 8- or 32-env vectorizer with 2 threads.
 """
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.atari_scores import REFERENCE_SCORES, human_normalized, normalization_blocker
-from envs.base import Act, EpisodeOptions, Evaluation, Task
-from envs.episodes import EpisodeBook
-from envs.slots import run_jobs
+from evoboard.envs.atari_scores import REFERENCE_SCORES, human_normalized, normalization_blocker
+from evoboard.envs.base import Act, EpisodeOptions, Evaluation, Task
+from evoboard.envs.episodes import EpisodeBook
+from evoboard.envs.slots import run_jobs
 from evoboard.options import bounded
 
 TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
@@ -113,7 +113,7 @@ def task_ids() -> dict[str, str]:
 
 class AtariTask(Task):
     """One Atari game as a population task; its final score is human-normalized where the game
-    has reference scores and the settings follow their protocol (``envs.atari_scores``)."""
+    has reference scores and the settings follow their protocol (``evoboard.envs.atari_scores``)."""
 
     Options = AtariOptions
     score_kind = "human_normalized"

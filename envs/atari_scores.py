@@ -35,7 +35,7 @@ from typing import Protocol
 
 
 class EpisodeProtocol(Protocol):
-    """The settings that decide whether episodes follow a protocol (``envs.atari.AtariOptions`` has them)."""
+    """The settings that decide whether episodes follow a protocol (``evoboard.envs.atari.AtariOptions`` has them)."""
 
     sticky_actions: float
     noop_max: int

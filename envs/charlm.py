@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.base import Act, Evaluation, Task
-from envs.corpora import CORPORA, load_text, split
+from evoboard.envs.base import Act, Evaluation, Task
+from evoboard.envs.corpora import CORPORA, load_text, split
 from evoboard.options import Checked, bounded
 
 LN2 = math.log(2.0)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from envs.base import Act, Evaluation, Task
+from evoboard.envs.base import Act, Evaluation, Task
 from evoboard.options import Checked, bounded
 
 SPLIT_SEED = 20_240_806  # fixed: the split never depends on a run's seed

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.base import EpisodeOptions, Evaluation
+from evoboard.envs.base import EpisodeOptions, Evaluation
 
 
 class EpisodeBook:

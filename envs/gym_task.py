@@ -1,8 +1,8 @@
-"""Any gymnasium env as a population task, one env per job (spaces adapted by ``envs.spaces``).
+"""Any gymnasium env as a population task, one env per job (spaces adapted by ``evoboard.envs.spaces``).
 
 Gymnasium's vector envs step every sub-env on every call, so a member whose episode ended
 would keep stepping. This task keeps a pool of plain envs and steps only the slots that hold
-a running job; ``envs.slots`` schedules them (a freed slot takes the next pending job with a
+a running job; ``evoboard.envs.slots`` schedules them (a freed slot takes the next pending job with a
 seeded reset). The per-slot step is the same Python loop gymnasium's SyncVectorEnv runs (sync
 beats async on 2 cores).
 
@@ -20,12 +20,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
-from envs.base import Act, EpisodeOptions, Evaluation, Task
-from envs.episodes import EpisodeBook
-from envs.normalizer import ObsNormalizer
-from envs.quiet import quiet_mujoco
-from envs.slots import run_jobs
-from envs.spaces import adapt_observations, check_actions
+from evoboard.envs.base import Act, EpisodeOptions, Evaluation, Task
+from evoboard.envs.episodes import EpisodeBook
+from evoboard.envs.normalizer import ObsNormalizer
+from evoboard.envs.quiet import quiet_mujoco
+from evoboard.envs.slots import run_jobs
+from evoboard.envs.spaces import adapt_observations, check_actions
 
 
 def direct_env(env: gym.Env, max_steps: int) -> gym.Env:
@@ -89,7 +89,7 @@ class GymTask(Task):
             raise
 
     def _adapt(self, env: gym.Env) -> gym.Env:
-        """``env`` with observations a policy reads (``envs.spaces``); image tasks preprocess frames."""
+        """``env`` with observations a policy reads (``evoboard.envs.spaces``); image tasks preprocess frames."""
         return adapt_observations(env, self.id)
 
     def _pool(self, size: int) -> list[gym.Env]:

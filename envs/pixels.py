@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from gymnasium.wrappers import FrameStackObservation, ReshapeObservation
 
-from envs.base import EpisodeOptions
-from envs.gym_task import GymTask
+from evoboard.envs.base import EpisodeOptions
+from evoboard.envs.gym_task import GymTask
 from evoboard.options import bounded
 
 GREY = torch.tensor([[0.299], [0.587], [0.114]])  # ITU-R 601 luma, as gymnasium's GrayscaleObservation

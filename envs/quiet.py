@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-log = logging.getLogger("envs.mujoco")
+log = logging.getLogger("evoboard.envs.mujoco")
 _seen: set[str] = set()
 
 

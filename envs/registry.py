@@ -1,7 +1,7 @@
 """Task ids -> task classes with their standard budgets, imported lazily.
 
 As in gymnasium's registration, an entry names its class by a string
-(``"envs.gym_task:GymTask"``), so heavy simulators load only when a task is made. Any
+(``"evoboard.envs.gym_task:GymTask"``), so heavy simulators load only when a task is made. Any
 gymnasium id is a task too, with the env's own time limit: one in gymnasium's registry, one
 a package registers through the ``gymnasium.envs`` entry-point group (which gymnasium
 before 1.0 loaded itself), or gymnasium's ``module:EnvId`` form, which imports ``module``
@@ -21,8 +21,8 @@ from typing import Any
 
 from evoboard import lazy
 
-GYM_TASK = "envs.gym_task:GymTask"
-PIXEL_TASK = "envs.pixels:PixelGymTask"
+GYM_TASK = "evoboard.envs.gym_task:GymTask"
+PIXEL_TASK = "evoboard.envs.pixels:PixelGymTask"
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def resolve(task_id: str) -> TaskEntry:
         return _TASKS[task_id]
     if not _is_gym_id(task_id):
         raise KeyError(task_id)
-    from envs.spaces import is_image
+    from evoboard.envs.spaces import is_image
 
     return TaskEntry(task_id, PIXEL_TASK if is_image(_observation_space(task_id)) else GYM_TASK)
 
@@ -108,7 +108,7 @@ def _observation_space(task_id: str):
     """The observation space of ``task_id``'s env, or None if it cannot be made here (the task says why)."""
     import gymnasium as gym
 
-    from envs.quiet import quiet_mujoco
+    from evoboard.envs.quiet import quiet_mujoco
 
     quiet_mujoco()
     try:

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from envs.base import Act, valid_actions
-from envs.episodes import EpisodeBook
+from evoboard.envs.base import Act, valid_actions
+from evoboard.envs.episodes import EpisodeBook
 
 Reset = Callable[[list[int], list[int]], None]
 """(slots, episode seeds) -> None: reset each slot with its seed, its observation written in place."""

@@ -3,7 +3,7 @@
 Policies read flat or image ``Box`` observations. Any other observation space gymnasium can
 flatten to a vector (``Discrete`` one-hot, ``MultiDiscrete``, ``MultiBinary``, ``Tuple`` and
 ``Dict`` of those) is flattened by ``gymnasium.spaces.flatten`` in a ``FlattenObservation``
-wrapper; image ``Box`` observations go to ``envs.pixels``. Text, graphs and sequences have
+wrapper; image ``Box`` observations go to ``evoboard.envs.pixels``. Text, graphs and sequences have
 no fixed-size vector form of numbers, so a task refuses them in one line that names the space.
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 from gymnasium.wrappers import FlattenObservation
 
 ACTIONS = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
-"""Action spaces a policy head can produce (``agents.policies.ActionHead``)."""
+"""Action spaces a policy head can produce (``evoboard.agents.policies.ActionHead``)."""
 
 
 def is_image(space: gym.Space) -> bool:
-    """A uint8 ``Box`` of (H, W) or (H, W, C) pixels, C in 1, 3, 4: what ``envs.pixels`` preprocesses."""
+    """A uint8 ``Box`` of (H, W) or (H, W, C) pixels, C in 1, 3, 4: what ``evoboard.envs.pixels`` preprocesses."""
     if not isinstance(space, gym.spaces.Box) or space.dtype != np.uint8:
         return False
     shape = space.shape

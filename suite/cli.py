@@ -17,23 +17,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import envs
-from agents.algorithms import ALGORITHMS
-from agents.encodings import ENCODINGS
-from agents.policies import POLICIES
+from evoboard import envs
+from evoboard.agents.algorithms import ALGORITHMS
+from evoboard.agents.encodings import ENCODINGS
+from evoboard.agents.policies import POLICIES
 from evoboard.errors import RunFailed, UsageError, WriteFailed
-from suite.allocator import keep_freed_memory
-from suite.board import leaderboard
-from suite.board.tables import AGGREGATE_SHOWN, render
-from suite.config import SPEC_TYPES, run_file
-from suite.progress import progress_reporter
-from suite.runner import Run
-from suite.setting_list import applicable, render_settings
-from suite.settings import plain, unknown_message
-from suite.spec import DEVICES, RunSpec, parse_sets, resolve
-from suite.suites import SUITES, Suite, load_suite
-from suite.suites.files import check_suite
-from suite.tracking import LOGGERS, TensorBoardLog, compose, require
+from evoboard.suite.allocator import keep_freed_memory
+from evoboard.suite.board import leaderboard
+from evoboard.suite.board.tables import AGGREGATE_SHOWN, render
+from evoboard.suite.config import SPEC_TYPES, run_file
+from evoboard.suite.progress import progress_reporter
+from evoboard.suite.runner import Run
+from evoboard.suite.setting_list import applicable, render_settings
+from evoboard.suite.settings import plain, unknown_message
+from evoboard.suite.spec import DEVICES, RunSpec, parse_sets, resolve
+from evoboard.suite.suites import SUITES, Suite, load_suite
+from evoboard.suite.suites.files import check_suite
+from evoboard.suite.tracking import LOGGERS, TensorBoardLog, compose, require
 
 EXIT_USAGE = 2
 LISTS = ["tasks", "encodings", "algorithms", "policies", "suites", "settings"]
@@ -271,7 +271,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> None:
     """Print the elite's held-out returns and score; write the GIF when asked."""
-    from suite.replay import imageio, replay, write_gif  # gymnasium's renderers load only for a replay
+    from evoboard.suite.replay import imageio, replay, write_gif  # gymnasium's renderers load only for a replay
 
     gif = check_writable(str(Path(args.gif).parent)) / Path(args.gif).name if args.gif else None
     if gif is not None:
@@ -286,7 +286,7 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from suite.board.report import write_report  # matplotlib loads only for reports
+    from evoboard.suite.board.report import write_report  # matplotlib loads only for reports
 
     print(write_report(args.path))
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from evoboard.errors import UsageError
-from suite.settings import parse_value, unknown_message
-from suite.spec import RunSpec
+from evoboard.suite.settings import parse_value, unknown_message
+from evoboard.suite.spec import RunSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,7 +78,7 @@ def spec_from_table(table: dict[str, Any], where: str, allowed: tuple[str, ...] 
 
 def check_keys(spec: RunSpec, where: str, flags: tuple[str, ...] = tuple(SPEC_TYPES)) -> None:
     """UsageError with a did-you-mean for a setting no component of ``spec`` declares."""
-    from suite.setting_list import applicable  # imports the component registries
+    from evoboard.suite.setting_list import applicable  # imports the component registries
 
     declared = {s.key for s in applicable(spec.task, spec.encoding, spec.algorithm, spec.policy, spec.backend)}
     for key in spec.settings:

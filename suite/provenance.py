@@ -14,7 +14,7 @@ import torch
 from evoboard.errors import UsageError
 
 if TYPE_CHECKING:
-    from suite.spec import RunSpec
+    from evoboard.suite.spec import RunSpec
 
 TRAIN, ELITE, TEST = 0, 1, 2  # episode-seed streams: never share an episode between them
 

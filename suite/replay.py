@@ -21,14 +21,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs
-from agents import PopulationActor, checkpoints, make_policy
-from agents.layers import PopulationParams, dense_form
-from envs.gym_task import GymTask
+from evoboard import envs
+from evoboard.agents import PopulationActor, checkpoints, make_policy
+from evoboard.agents.layers import PopulationParams, dense_form
+from evoboard.envs.gym_task import GymTask
 from evoboard.errors import CheckpointError, CheckpointRefused, UsageError
-from suite.provenance import TEST, episode_seeds, resolve_device
-from suite.rundir import RunDir
-from suite.spec import ResolvedSpec, RunSpec, resolve
+from evoboard.suite.provenance import TEST, episode_seeds, resolve_device
+from evoboard.suite.rundir import RunDir
+from evoboard.suite.spec import ResolvedSpec, RunSpec, resolve
 
 NOT_NEEDED = ("mask", "init", "ensemble")
 """Runner settings a replay ignores: the mask is in the saved weights, the start and ensembles are history."""

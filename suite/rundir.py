@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from evoboard.errors import CheckpointError, WriteFailed
-from suite.atomic import write_atomic, writing
-from suite.board.leaderboard import write_csv
+from evoboard.suite.atomic import write_atomic, writing
+from evoboard.suite.board.leaderboard import write_csv
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -117,8 +117,8 @@ class RunDir:
         return written + len(text)
 
     def write_elite(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        """``elite.safetensors``: the final elite's dense weights and what they are (``agents.checkpoints``)."""
-        from agents import checkpoints
+        """``elite.safetensors``: the final elite's dense weights and what they are (``agents/checkpoints.py``)."""
+        from evoboard.agents import checkpoints
 
         path = self.path / "elite.safetensors"
         with writing(path):

@@ -23,22 +23,22 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from agents import PopulationActor, checkpoints
-from agents.algorithms import CountModel, DirectTrainer
-from agents.algorithms.base import finite_fitness
-from envs import Act, Evaluation
 from evoboard import __version__
+from evoboard.agents import PopulationActor, checkpoints
+from evoboard.agents.algorithms import CountModel, DirectTrainer
+from evoboard.agents.algorithms.base import finite_fitness
+from evoboard.envs import Act, Evaluation
 from evoboard.errors import CheckpointError, RunFailed, UsageError, WriteFailed
-from suite.atomic import writing
-from suite.backends import backend_class
-from suite.backends.local import build_parts
-from suite.board import leaderboard
-from suite.provenance import ELITE, TEST, TRAIN, episode_seeds, git_sha, new_run_id, resolve_device
-from suite.rundir import HistoryLog, RunDir
-from suite.spec import ResolvedSpec, RunSpec, resolve, spec_from_saved
-from suite.studies.ensembles import ChildEnsembles
+from evoboard.suite.atomic import writing
+from evoboard.suite.backends import backend_class
+from evoboard.suite.backends.local import build_parts
+from evoboard.suite.board import leaderboard
+from evoboard.suite.provenance import ELITE, TEST, TRAIN, episode_seeds, git_sha, new_run_id, resolve_device
+from evoboard.suite.rundir import HistoryLog, RunDir
+from evoboard.suite.spec import ResolvedSpec, RunSpec, resolve, spec_from_saved
+from evoboard.suite.studies.ensembles import ChildEnsembles
 
-log = logging.getLogger("suite.runner")
+log = logging.getLogger("evoboard.suite.runner")
 TIMING_COLUMNS = ["wall_s", "t_ask", "t_decode", "t_evaluate", "t_tell", "t_elite", "t_checkpoint", "frames_per_s"]
 NORMALIZER = "task.obs_norm."
 """Prefix of the observation normalizer's statistics among a checkpoint's tensors."""

@@ -7,16 +7,15 @@ registered component, so the README cannot drift from the code (a test compares 
 
 from __future__ import annotations
 
-import envs
-from agents.algorithms import ALGORITHMS
-from agents.encodings import ENCODINGS
-from agents.policies import POLICIES
-from envs.base import EpisodeOptions
-from evoboard import lazy
+from evoboard import envs, lazy
+from evoboard.agents.algorithms import ALGORITHMS
+from evoboard.agents.encodings import ENCODINGS
+from evoboard.agents.policies import POLICIES
+from evoboard.envs.base import EpisodeOptions
 from evoboard.errors import UsageError
-from suite.backends import BACKENDS, backend_class
-from suite.settings import Setting, describe_options, show_value, unknown_message
-from suite.spec import RunnerOptions, lookup
+from evoboard.suite.backends import BACKENDS, backend_class
+from evoboard.suite.settings import Setting, describe_options, show_value, unknown_message
+from evoboard.suite.spec import RunnerOptions, lookup
 
 
 def _task_class(task: str) -> type:
@@ -70,7 +69,7 @@ def every_setting() -> list[Setting]:
             families.setdefault(envs.resolve(task_id).load().Options, []).append(task_id)
         except ImportError:
             continue  # a family whose package is missing is not listed
-    families.setdefault(lazy.load("envs.pixels:PixelOptions"), ["image tasks"])  # resolved per id, not listed
+    families.setdefault(lazy.load("evoboard.envs.pixels:PixelOptions"), ["image tasks"])  # resolved per id, not listed
     for cls, ids in families.items():
         if cls is not EpisodeOptions:
             label = f"task {ids[0].split('/')[0]}/*" if "/" in ids[0] else "gym tasks" if len(ids) > 1 else ids[0]

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import envs
-from agents.algorithms import ALGORITHMS
-from agents.checkpoints import load as load_checkpoint
-from agents.encodings import ENCODINGS
-from agents.policies import POLICIES
-from envs.registry import unknown_message as unknown_task
+from evoboard import envs
+from evoboard.agents.algorithms import ALGORITHMS
+from evoboard.agents.checkpoints import load as load_checkpoint
+from evoboard.agents.encodings import ENCODINGS
+from evoboard.agents.policies import POLICIES
+from evoboard.envs.registry import unknown_message as unknown_task
 from evoboard.errors import UsageError
-from suite.backends import BACKENDS, backend_class
-from suite.settings import build_options, option_names, options_dict, unknown_message
+from evoboard.suite.backends import BACKENDS, backend_class
+from evoboard.suite.settings import build_options, option_names, options_dict, unknown_message
 
 DEVICES = ("auto", "cpu", "cuda")
 

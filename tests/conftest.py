@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite.board import leaderboard
-from suite.runner import TIMING_COLUMNS, run_spec
-from suite.spec import RunSpec
+from evoboard.suite.board import leaderboard
+from evoboard.suite.runner import TIMING_COLUMNS, run_spec
+from evoboard.suite.spec import RunSpec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,9 +41,9 @@ def local_reference(tmp_path_factory):
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
-    """Run ``python -m suite`` in a subprocess, as a user runs ``evoboard``."""
+    """Run ``python -m evoboard`` in a subprocess, as a user runs ``evoboard``."""
     return subprocess.run(
-        [sys.executable, "-m", "suite", *args],
+        [sys.executable, "-m", "evoboard", *args],
         cwd=cwd or REPO,
         env={**os.environ, **(env or {})},
         capture_output=True,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite.runner import TIMING_COLUMNS, run_spec
-from suite.spec import RunSpec
+from evoboard.suite.runner import TIMING_COLUMNS, run_spec
+from evoboard.suite.spec import RunSpec
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "runs.json"
 CHARLM = {"batch_windows": 4, "val_windows": 8, "context": 16, "n_layer": 1, "n_embd": 16, "n_head": 2}

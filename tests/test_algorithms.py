@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents import encodings, make_policy
-from agents.algorithms import ALGORITHMS, CountModel, DirectTrainer, SearchAlgorithm, VectorSearch
-from agents.algorithms import make as make_algorithm
-from agents.algorithms.base import AlgorithmState, finite_fitness
-from agents.algorithms.ga import GA, GAOptions, rank
-from agents.policies import MLPOptions
+from evoboard.agents import encodings, make_policy
+from evoboard.agents.algorithms import ALGORITHMS, CountModel, DirectTrainer, SearchAlgorithm, VectorSearch
+from evoboard.agents.algorithms import make as make_algorithm
+from evoboard.agents.algorithms.base import AlgorithmState, finite_fitness
+from evoboard.agents.algorithms.ga import GA, GAOptions, rank
+from evoboard.agents.policies import MLPOptions
 from evoboard.errors import UsageError
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 
 SEARCH = [n for n in ALGORITHMS.names() if issubclass(ALGORITHMS.get(n), SearchAlgorithm)]
 DIRECT = [n for n in ALGORITHMS.names() if issubclass(ALGORITHMS.get(n), DirectTrainer)]

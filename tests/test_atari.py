@@ -8,20 +8,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import envs
-from agents import PopulationActor, make_policy
-from agents.cnn import NatureCNN
-from agents.encodings import make as make_encoding
-from agents.layers import PopulationParams, dense_form
-from envs.atari import TWO_PLAYER_ONLY, AtariOptions, AtariTask, game_name
-from envs.atari_scores import PROTOCOL_FRAMES, REFERENCE_SCORES, human_normalized, normalization_blocker
-from envs.base import Evaluation
-from suite.board import leaderboard
-from suite.cli import main
-from suite.runner import run_spec
-from suite.spec import RunSpec
-from suite.suites import SUITES
-from suite.suites.atari import ATARI5, GARBUS4
+from evoboard import envs
+from evoboard.agents import PopulationActor, make_policy
+from evoboard.agents.cnn import NatureCNN
+from evoboard.agents.encodings import make as make_encoding
+from evoboard.agents.layers import PopulationParams, dense_form
+from evoboard.envs.atari import TWO_PLAYER_ONLY, AtariOptions, AtariTask, game_name
+from evoboard.envs.atari_scores import PROTOCOL_FRAMES, REFERENCE_SCORES, human_normalized, normalization_blocker
+from evoboard.envs.base import Evaluation
+from evoboard.suite.board import leaderboard
+from evoboard.suite.cli import main
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
+from evoboard.suite.suites import SUITES
+from evoboard.suite.suites.atari import ATARI5, GARBUS4
 
 ale_py = pytest.importorskip("ale_py")
 RIGHTFIRE = 4  # Space Invaders: moving and firing scores 5 points within 60 steps of seed 0
@@ -49,7 +49,7 @@ def test_every_shipped_rom_has_a_task_id():
     assert ours == ale_ids  # the same ids ale-py itself registers with gymnasium
     assert len(ours) == len(roms) - len(TWO_PLAYER_ONLY) >= 100
     for task_id in ours:
-        assert envs.resolve(task_id).entry_point == "envs.atari:AtariTask"
+        assert envs.resolve(task_id).entry_point == "evoboard.envs.atari:AtariTask"
 
 
 def test_reference_scores_cover_the_57_games_and_the_suites():

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
-from agents.algorithms.ga import GA, EliteOptions, GAOptions, mutation_effects
-from agents.algorithms.random_search import RandomSearch
-from suite.board.baselines import beside_baselines
-from suite.board.report import write_report
-from suite.cli import main
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard import envs
+from evoboard.agents.algorithms.ga import GA, EliteOptions, GAOptions, mutation_effects
+from evoboard.agents.algorithms.random_search import RandomSearch
+from evoboard.suite.board.baselines import beside_baselines
+from evoboard.suite.board.report import write_report
+from evoboard.suite.cli import main
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 
 LM = {"context": 16, "batch_windows": 8, "val_windows": 24}
 

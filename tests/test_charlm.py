@@ -14,16 +14,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import envs
-from agents import PopulationActor, encodings, make_policy
-from agents.algorithms.adam import Adam, AdamOptions
-from agents.algorithms.base import DirectTrainer
-from agents.transformer import CharTransformer, CharTransformerOptions
-from envs.charlm import CharLMOptions, CharLMTask, cross_entropy
-from envs.corpora import UNKNOWN, Vocabulary, load_text, pydoc_text, split
+from evoboard import envs
+from evoboard.agents import PopulationActor, encodings, make_policy
+from evoboard.agents.algorithms.adam import Adam, AdamOptions
+from evoboard.agents.algorithms.base import DirectTrainer
+from evoboard.agents.transformer import CharTransformer, CharTransformerOptions
+from evoboard.envs.charlm import CharLMOptions, CharLMTask, cross_entropy
+from evoboard.envs.corpora import UNKNOWN, Vocabulary, load_text, pydoc_text, split
 from evoboard.errors import UsageError
-from suite.runner import run_spec
-from suite.spec import RunSpec, resolve
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec, resolve
 
 TINY = {"context": 16, "batch_windows": 4, "val_windows": 8}
 TINY_MODEL = CharTransformerOptions(n_layer=2, n_embd=16, n_head=2)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import envs
-from agents import checkpoints, encodings, make_policy
+from evoboard import envs
+from evoboard.agents import checkpoints, encodings, make_policy
 from evoboard.errors import CheckpointRefused, UsageError
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
 from tests.conftest import run_cli
 
 

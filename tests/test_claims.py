@@ -8,8 +8,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from suite.board import leaderboard
-from suite.studies.claims import (
+from evoboard.suite.board import leaderboard
+from evoboard.suite.studies.claims import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -20,9 +20,9 @@ from suite.studies.claims import (
     verdict,
     write_claims,
 )
-from suite.studies.reference import run_study
-from suite.studies.reference.catalogue import STUDIES
-from suite.studies.reference.procedures import critical_sigma
+from evoboard.suite.studies.reference import run_study
+from evoboard.suite.studies.reference.catalogue import STUDIES
+from evoboard.suite.studies.reference.procedures import critical_sigma
 
 
 def test_verdict_rule_is_exact():
@@ -120,7 +120,7 @@ def test_the_reference_claims_table_gathers_each_study_run_on_its_own(tmp_path):
 
     import pandas as pd
 
-    from suite.studies.reference import collect_claims
+    from evoboard.suite.studies.reference import collect_claims
 
     source = Path(__file__).resolve().parents[1] / "results" / "reference" / "rso-digits"
     (tmp_path / "rso-digits").mkdir()
@@ -138,7 +138,7 @@ def test_early_stop_effects_set_each_margin_run_beside_its_variant_without_it():
     import numpy as np
     import pandas as pd
 
-    from suite.studies.reference.summary import effects
+    from evoboard.suite.studies.reference.summary import effects
 
     runs = pd.DataFrame({
         "task": ["T"] * 4, "encoding": ["dense"] * 4, "algorithm": ["ga"] * 4, "seed": [0, 1, 0, 1],

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from agents import PopulationActor, encodings, make_policy
-from envs.digits import DigitsOptions, DigitsTask, digits_split
+from evoboard import envs
+from evoboard.agents import PopulationActor, encodings, make_policy
+from evoboard.envs.digits import DigitsOptions, DigitsTask, digits_split
 from evoboard.errors import UsageError
-from suite.runner import run_spec
-from suite.spec import RunSpec, resolve
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec, resolve
 
 CPU = torch.device("cpu")
 

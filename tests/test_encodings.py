@@ -20,17 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from agents.encodings import ENCODINGS, make
-from agents.encodings.base import noise
-from agents.encodings.lowrank import FactorizedConv2d, FactorizedEmbedding, FactorizedLinear, LowRankOptions
-from agents.encodings.lowrank_perturb import LowRankPerturbOptions
-from agents.encodings.perturbed_layers import PerturbedConv2d, PerturbedEmbedding, PerturbedLinear
-from agents.encodings.sparse import SparseOptions
-from agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec
-from agents.registry import Registry
+from evoboard.agents.encodings import ENCODINGS, make
+from evoboard.agents.encodings.base import noise
+from evoboard.agents.encodings.lowrank import FactorizedConv2d, FactorizedEmbedding, FactorizedLinear, LowRankOptions
+from evoboard.agents.encodings.lowrank_perturb import LowRankPerturbOptions
+from evoboard.agents.encodings.perturbed_layers import PerturbedConv2d, PerturbedEmbedding, PerturbedLinear
+from evoboard.agents.encodings.sparse import SparseOptions
+from evoboard.agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec
+from evoboard.agents.registry import Registry
 from evoboard.errors import UsageError
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 
 NAMES = ENCODINGS.names()
 LAYERS = (
@@ -319,7 +319,7 @@ def test_lowrank_perturb_child_delta_has_rank_r():
 
 
 def test_lowrank_perturb_folds_only_the_children_used_again_and_draws_each_childs_noise_once(monkeypatch):
-    import agents.encodings.lowrank_perturb as module
+    import evoboard.agents.encodings.lowrank_perturb as module
 
     enc = encoding("lowrank-perturb")
     genomes, _ = population(enc)  # an elite and 7 children: shared-base forms
@@ -457,7 +457,7 @@ def test_example_plugin_installs_is_listed_and_runs(tmp_path, monkeypatch):
     assert registry.get("toy-uniform").__name__ == "UniformEncoding"
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    cli = [sys.executable, "-m", "suite"]
+    cli = [sys.executable, "-m", "evoboard"]
     listed = subprocess.run([*cli, "list", "encodings"], env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert "toy-uniform" in listed.stdout

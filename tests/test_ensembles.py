@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-import envs
-from agents import PopulationActor, checkpoints, encodings, make_policy
+from evoboard import envs
+from evoboard.agents import PopulationActor, checkpoints, encodings, make_policy
 from evoboard.errors import UsageError
-from suite.backends.local import build_parts
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
-from suite.studies.ensembles import COLUMNS, ChildEnsembles, EnsembleActor, select
-from suite.studies.parents import train_parent
-from suite.studies.sparse_window import SELECT_FRACTION, sweep
+from evoboard.suite.backends.local import build_parts
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
+from evoboard.suite.studies.ensembles import COLUMNS, ChildEnsembles, EnsembleActor, select
+from evoboard.suite.studies.parents import train_parent
+from evoboard.suite.studies.sparse_window import SELECT_FRACTION, sweep
 
 CPU = torch.device("cpu")
 

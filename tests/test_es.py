@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from agents import encodings, make_policy
-from agents.algorithms.base import finite_fitness
-from agents.algorithms.es import ESOptions, OpenAIES, antithetic_keys, centred_ranks
-from agents.algorithms.snes import SNES, SNESOptions, nes_utilities
-from agents.policies import MLPOptions
+from evoboard.agents import encodings, make_policy
+from evoboard.agents.algorithms.base import finite_fitness
+from evoboard.agents.algorithms.es import ESOptions, OpenAIES, antithetic_keys, centred_ranks
+from evoboard.agents.algorithms.snes import SNES, SNESOptions, nes_utilities
+from evoboard.agents.policies import MLPOptions
 from evoboard.errors import UsageError
-from suite.runner import Run, run_spec
-from suite.spec import RunSpec, resolve
+from evoboard.suite.runner import Run, run_spec
+from evoboard.suite.spec import RunSpec, resolve
 
 
 def tiny_encoding(name: str = "dense", **options):

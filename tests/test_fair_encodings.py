@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from agents.cnn import NatureCNN
-from agents.encodings import ENCODINGS, make
-from agents.encodings.lowrank import FactorizedLinear
-from agents.layers import DenseLinear, DenseNorm, LayerSpec
-from agents.policies import MLPPolicy, make_policy
+from evoboard import envs
+from evoboard.agents.cnn import NatureCNN
+from evoboard.agents.encodings import ENCODINGS, make
+from evoboard.agents.encodings.lowrank import FactorizedLinear
+from evoboard.agents.layers import DenseLinear, DenseNorm, LayerSpec
+from evoboard.agents.policies import MLPPolicy, make_policy
 
 BUILTIN = ("dense", "sparse", "lowrank", "lowrank-perturb", "small_dense")
 BIG = (LayerSpec("fc0", "linear", 64, 48), LayerSpec("norm", "norm", 48, 48), LayerSpec("fc1", "linear", 48, 40))

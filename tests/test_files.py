@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from suite.cli import main
-from suite.suites import SUITES, load_suite
-from suite.suites.files import builtin_files
+from evoboard.suite.cli import main
+from evoboard.suite.suites import SUITES, load_suite
+from evoboard.suite.suites.files import builtin_files
 from tests.conftest import rows
 
 FLAGS = ["--task", "CartPole-v1", "--population", "4", "--generations", "2", "--seed", "1"]

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from suite.board import leaderboard
-from suite.cli import main
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard.suite.board import leaderboard
+from evoboard.suite.cli import main
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 from tests.conftest import run_cli
 
 TOY = '''

@@ -15,14 +15,14 @@ import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.wrappers import TimeLimit
 
-import envs
-from agents import PopulationActor, make_policy
-from agents.encodings import make as make_encoding
-from agents.encodings.base import noise
-from agents.policies import greedy_actions
-from envs import gym_task
-from envs.base import EpisodeOptions
-from envs.gym_task import GymTask, direct_env
+from evoboard import envs
+from evoboard.agents import PopulationActor, make_policy
+from evoboard.agents.encodings import make as make_encoding
+from evoboard.agents.encodings.base import noise
+from evoboard.agents.policies import greedy_actions
+from evoboard.envs import gym_task
+from evoboard.envs.base import EpisodeOptions
+from evoboard.envs.gym_task import GymTask, direct_env
 
 
 class DoubledReward(gym.Wrapper):

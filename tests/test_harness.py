@@ -10,8 +10,8 @@ from pathlib import Path
 import gymnasium as gym
 import pandas as pd
 
-from suite import publish
-from suite.speed import counting, harness
+from evoboard.suite import publish
+from evoboard.suite.speed import counting, harness
 
 
 def test_alternate_calls_a_then_b_each_repeat_and_keeps_what_they_return():
@@ -68,7 +68,10 @@ def test_publish_writes_the_csv_markdown_and_png_it_returns(tmp_path, capsys):
 
 
 def test_counting_cartpole_registers_only_when_asked():
-    code = "import gymnasium as gym; from suite.speed import counting as c; print(c.COUNTING_CARTPOLE in gym.registry)"
+    code = (
+        "import gymnasium as gym; from evoboard.suite.speed import counting as c; "
+        "print(c.COUNTING_CARTPOLE in gym.registry)"
+    )
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout.strip() == "False"  # importing it registered nothing

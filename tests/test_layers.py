@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.encodings import make as make_encoding
-from agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec, PopulationParams
-from agents.policies import MLPOptions, MLPPolicy, PopulationActor, make_policy
+from evoboard.agents.encodings import make as make_encoding
+from evoboard.agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, DenseNorm, LayerSpec, PopulationParams
+from evoboard.agents.policies import MLPOptions, MLPPolicy, PopulationActor, make_policy
 
 P = 5
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from evoboard.errors import LeaderboardError
-from suite.board import leaderboard
-from suite.board.leaderboard import COLUMNS
-from suite.board.stats import bootstrap_ci, iqm
+from evoboard.suite.board import leaderboard
+from evoboard.suite.board.leaderboard import COLUMNS
+from evoboard.suite.board.stats import bootstrap_ci, iqm
 
 
 def row(run_id: str, task="CartPole-v1", score=1.0, kind="return") -> dict:

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-import envs
-from agents import algorithms, encodings, make_policy, pruning
-from agents.algorithms.snes import nes_utilities
-from agents.encodings.masked import masked
-from agents.masks import MaskedPolicy, check_mask, load_mask, save_mask
-from agents.policies import MLPOptions
+from evoboard import envs
+from evoboard.agents import algorithms, encodings, make_policy, pruning
+from evoboard.agents.algorithms.snes import nes_utilities
+from evoboard.agents.encodings.masked import masked
+from evoboard.agents.masks import MaskedPolicy, check_mask, load_mask, save_mask
+from evoboard.agents.policies import MLPOptions
 from evoboard.errors import UsageError
-from suite.cli import main
-from suite.runner import run_spec
-from suite.spec import RunSpec
-from suite.studies.lottery import LotteryTask, lottery, run_lottery
+from evoboard.suite.cli import main
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
+from evoboard.suite.studies.lottery import LotteryTask, lottery, run_lottery
 
 
 def digits_encoding(name: str = "dense", hidden=(16,)):

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from evoboard.errors import UsageError
-from suite.board import leaderboard
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
+from evoboard.suite.board import leaderboard
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
 from tests.conftest import REPO, SPEC, history, rows, run_cli
 
 ray = pytest.importorskip("ray", reason='the Ray backend needs pip install -e ".[ray]"')
@@ -40,7 +40,7 @@ def test_impossible_ray_settings_are_refused_before_ray_starts(settings, message
 
 
 def test_missing_ray_is_a_one_line_error_naming_the_extra(tmp_path):
-    code = "import sys; sys.modules['ray'] = None; from suite.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['ray'] = None; from evoboard.suite.cli import main; sys.exit(main(sys.argv[1:]))"
     args = ["run", "--task", "CartPole-v1", "--backend", "ray", "--out", str(tmp_path)]
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -77,7 +77,7 @@ def test_an_actor_killed_mid_generation_is_replaced_and_the_result_is_the_same(l
             ray.kill(actors[0], no_restart=True)
 
     backend.on_submit = kill_actor_0
-    with caplog.at_level(logging.WARNING, logger="suite.backends.ray_actors"):
+    with caplog.at_level(logging.WARNING, logger="evoboard.suite.backends.ray_actors"):
         run.run()
     assert not ray.is_initialized()  # the instance this run started is stopped
     assert len(killed) == 1 and len(backend.replacements) == 1

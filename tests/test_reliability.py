@@ -15,14 +15,14 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import envs
-from agents import PopulationActor, make_policy
-from agents.encodings import make as make_encoding
+from evoboard import envs
+from evoboard.agents import PopulationActor, make_policy
+from evoboard.agents.encodings import make as make_encoding
 from evoboard.errors import RunFailed, UsageError
-from suite.board import leaderboard
-from suite.rundir import RunDir
-from suite.runner import Run
-from suite.spec import RunSpec, parse_sets, resolve
+from evoboard.suite.board import leaderboard
+from evoboard.suite.rundir import RunDir
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, parse_sets, resolve
 from tests.conftest import REPO
 
 
@@ -144,7 +144,7 @@ def test_fuzzed_set_pairs_either_resolve_or_raise_a_usage_error(pairs):
 
 @pytest.mark.slow
 def test_eight_concurrent_runs_on_one_out_give_eight_intact_rows(out_dir):
-    cmd = [sys.executable, "-m", "suite", "run", "--task", "CartPole-v1", "--population", "4", "--generations", "1",
+    cmd = [sys.executable, "-m", "evoboard", "run", "--task", "CartPole-v1", "--population", "4", "--generations", "1",
            "--set", "max_steps=20", "--out", str(out_dir)]  # fmt: skip
     procs = [subprocess.Popen([*cmd, "--seed", str(s)], cwd=REPO, stderr=subprocess.PIPE) for s in range(8)]
     assert all(p.wait(timeout=300) == 0 for p in procs)

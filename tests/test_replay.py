@@ -7,8 +7,8 @@ import PIL.Image
 import PIL.ImageSequence
 import pytest
 
-from suite.board import leaderboard
-from suite.cli import main
+from evoboard.suite.board import leaderboard
+from evoboard.suite.cli import main
 
 RUN = ["run", "--task", "CartPole-v1", "--population", "6", "--generations", "2", "--seed", "2",
        "--set", "max_steps=40", "--set", "eval_episodes=3"]  # fmt: skip
@@ -33,7 +33,7 @@ def test_replay_repeats_the_elites_held_out_return_and_writes_a_gif(finished, tm
     assert printed[0].startswith("returns over 3 held-out episodes: ")
     assert printed[1] == f"return {final_score:.6g} (the run's final_score: {final_score:.6g})"
 
-    from suite.replay import replay
+    from evoboard.suite.replay import replay
 
     result = replay(run_dir)
     assert result.score == final_score == result.saved_score  # exactly, not approximately
@@ -48,7 +48,7 @@ def test_replay_repeats_the_elites_held_out_return_and_writes_a_gif(finished, tm
 
 
 def test_replay_of_fewer_episodes_plays_the_first_held_out_ones(finished, capsys):
-    from suite.replay import replay
+    from evoboard.suite.replay import replay
 
     _, run_dir = finished
     assert list(replay(run_dir, episodes=1).returns) == list(replay(run_dir).returns[:1])

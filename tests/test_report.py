@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from evoboard.errors import UsageError
-from suite.board.report import collect, variants, write_report
-from suite.cli import main
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard.suite.board.report import collect, variants, write_report
+from evoboard.suite.cli import main
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from agents import PopulationActor, encodings, make_policy
-from agents.algorithms import DirectTrainer, SearchAlgorithm
-from agents.algorithms.rso import RSO, RSOOptions, RSOTrainer
-from agents.policies import MLPOptions
-from agents.transformer import CharTransformerOptions
-from envs.charlm import CharLMOptions
-from envs.digits import DigitsOptions
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard import envs
+from evoboard.agents import PopulationActor, encodings, make_policy
+from evoboard.agents.algorithms import DirectTrainer, SearchAlgorithm
+from evoboard.agents.algorithms.rso import RSO, RSOOptions, RSOTrainer
+from evoboard.agents.policies import MLPOptions
+from evoboard.agents.transformer import CharTransformerOptions
+from evoboard.envs.charlm import CharLMOptions
+from evoboard.envs.digits import DigitsOptions
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 
 CPU = torch.device("cpu")
 

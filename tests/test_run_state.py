@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from envs.normalizer import ObsNormalizer
+from evoboard.envs.normalizer import ObsNormalizer
 from evoboard.errors import UsageError
-from suite.replay import replay
-from suite.rundir import RunDir
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
+from evoboard.suite.replay import replay
+from evoboard.suite.rundir import RunDir
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
 from tests.conftest import history
 from tests.test_runs import comparable
 

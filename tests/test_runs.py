@@ -12,10 +12,10 @@ import time
 import pandas as pd
 import pytest
 
-from suite.board import leaderboard
-from suite.rundir import RunDir
-from suite.runner import Run, run_spec
-from suite.spec import RunSpec, resolve
+from evoboard.suite.board import leaderboard
+from evoboard.suite.rundir import RunDir
+from evoboard.suite.runner import Run, run_spec
+from evoboard.suite.spec import RunSpec, resolve
 from tests.conftest import NON_REPEATABLE, REPO, history
 
 
@@ -54,12 +54,12 @@ def test_early_termination_is_recorded_in_history_and_row(out_dir):
 
 def test_resume_after_sigkill_gives_the_same_row_and_history(out_dir):
     args = ["--task", "CartPole-v1", "--population", "12", "--generations", "12", "--seed", "2", "--out", str(out_dir)]
-    whole = subprocess.run([sys.executable, "-m", "suite", "run", *args], cwd=REPO, capture_output=True, text=True)
+    whole = subprocess.run([sys.executable, "-m", "evoboard", "run", *args], cwd=REPO, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     reference = leaderboard.read(out_dir).iloc[0].to_dict()
 
     killed_dir = out_dir / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "suite", "run", *args[:-1], str(killed_dir)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "evoboard", "run", *args[:-1], str(killed_dir)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 60
     checkpoint = None
@@ -75,13 +75,13 @@ def test_resume_after_sigkill_gives_the_same_row_and_history(out_dir):
     assert 3 <= generation < 12, "the kill must land mid-run"
     assert not (killed_dir / "leaderboard.csv").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "suite", "resume", str(checkpoint.parent)], cwd=REPO,
+    resumed = subprocess.run([sys.executable, "-m", "evoboard", "resume", str(checkpoint.parent)], cwd=REPO,
                              capture_output=True, text=True)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     row = leaderboard.read(killed_dir).iloc[0].to_dict()
     assert comparable(row) == comparable(reference)
     pd.testing.assert_frame_equal(history(killed_dir, row["run_id"]), history(out_dir, reference["run_id"]))
-    again = subprocess.run([sys.executable, "-m", "suite", "resume", str(checkpoint.parent)], cwd=REPO,
+    again = subprocess.run([sys.executable, "-m", "evoboard", "resume", str(checkpoint.parent)], cwd=REPO,
                            capture_output=True, text=True)  # fmt: skip
     assert again.returncode == 2 and "already finished" in again.stderr
 

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-import envs
-from agents.algorithms import ALGORITHMS
-from agents.cnn import CNNOptions
-from agents.encodings import ENCODINGS
-from agents.encodings.dense import DenseOptions
-from agents.encodings.lowrank import LowRankOptions
-from agents.encodings.lowrank_perturb import LowRankPerturbOptions
-from agents.encodings.sparse import SparseOptions
-from agents.policies import POLICIES, MLPOptions
-from agents.small_cnn import SmallCNNOptions
-from agents.transformer import CharTransformerOptions
-from envs.atari import AtariOptions
-from envs.base import EpisodeOptions
-from envs.charlm import CharLMOptions
-from envs.digits import DigitsOptions
+from evoboard import envs
+from evoboard.agents.algorithms import ALGORITHMS
+from evoboard.agents.cnn import CNNOptions
+from evoboard.agents.encodings import ENCODINGS
+from evoboard.agents.encodings.dense import DenseOptions
+from evoboard.agents.encodings.lowrank import LowRankOptions
+from evoboard.agents.encodings.lowrank_perturb import LowRankPerturbOptions
+from evoboard.agents.encodings.sparse import SparseOptions
+from evoboard.agents.policies import POLICIES, MLPOptions
+from evoboard.agents.small_cnn import SmallCNNOptions
+from evoboard.agents.transformer import CharTransformerOptions
+from evoboard.envs.atari import AtariOptions
+from evoboard.envs.base import EpisodeOptions
+from evoboard.envs.charlm import CharLMOptions
+from evoboard.envs.digits import DigitsOptions
 from evoboard.errors import UsageError
 from evoboard.options import Checked
-from suite.settings import option_names, parse_value
-from suite.spec import RunnerOptions, RunSpec, parse_sets, resolve
+from evoboard.suite.settings import option_names, parse_value
+from evoboard.suite.spec import RunnerOptions, RunSpec, parse_sets, resolve
 
 
 @pytest.mark.parametrize(

@@ -18,18 +18,18 @@ import pandas as pd
 import pytest
 import torch
 
-import envs
-from agents.algorithms import ALGORITHMS
-from agents.encodings import ENCODINGS
-from agents.policies import POLICIES
+from evoboard import envs
+from evoboard.agents.algorithms import ALGORITHMS
+from evoboard.agents.encodings import ENCODINGS
+from evoboard.agents.policies import POLICIES
 from evoboard.errors import UsageError
-from suite.backends import BACKENDS, backend_class, shards
-from suite.backends.local import build_parts, evaluate_here
-from suite.backends.processes import ProcessOptions
-from suite.board import leaderboard
-from suite.runner import Run
-from suite.settings import option_names
-from suite.spec import RunnerOptions, RunSpec, resolve
+from evoboard.suite.backends import BACKENDS, backend_class, shards
+from evoboard.suite.backends.local import build_parts, evaluate_here
+from evoboard.suite.backends.processes import ProcessOptions
+from evoboard.suite.board import leaderboard
+from evoboard.suite.runner import Run
+from evoboard.suite.settings import option_names
+from evoboard.suite.spec import RunnerOptions, RunSpec, resolve
 from tests.conftest import SPEC, history, rows, run_cli
 
 
@@ -142,7 +142,7 @@ def test_a_process_killed_mid_generation_is_replaced_and_the_result_is_the_same(
             os.kill(processes[0].pid, signal.SIGKILL)
 
     backend.on_submit = kill_worker_0
-    with caplog.at_level(logging.WARNING, logger="suite.backends.processes"):
+    with caplog.at_level(logging.WARNING, logger="evoboard.suite.backends.processes"):
         run.run()
     assert killed == started[:1] and len(backend.replacements) == 1
     event = backend.replacements[0]

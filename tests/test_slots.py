@@ -5,9 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from envs.base import EpisodeOptions
-from envs.episodes import EpisodeBook
-from envs.slots import Slots, run_jobs
+from evoboard.envs.base import EpisodeOptions
+from evoboard.envs.episodes import EpisodeBook
+from evoboard.envs.slots import Slots, run_jobs
 
 
 def test_freed_slots_take_pending_jobs_in_slot_order_then_go_idle():

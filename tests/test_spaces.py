@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.policies import ActionHead, make_policy
-from envs.base import valid_actions
-from envs.pixels import GreyResize, PixelOptions, area_weights, preprocess
-from envs.spaces import adapt_observations, check_actions, is_image
+from evoboard.agents.policies import ActionHead, make_policy
+from evoboard.envs.base import valid_actions
+from evoboard.envs.pixels import GreyResize, PixelOptions, area_weights, preprocess
+from evoboard.envs.spaces import adapt_observations, check_actions, is_image
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from suite.board.stats import (
+from evoboard.suite.board.stats import (
     bootstrap_ci,
     improvement_ci,
     iqm,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents import checkpoints
-from agents.stitching import (
+from evoboard.agents import checkpoints
+from evoboard.agents.stitching import (
     Genotype,
     MLPNetwork,
     StitchedPair,
@@ -17,9 +17,9 @@ from agents.stitching import (
     pareto_front,
     pareto_ga,
 )
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
-from suite.studies.stitch import accuracy, digits_data, stitch_table
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
+from evoboard.suite.studies.stitch import accuracy, digits_data, stitch_table
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from agents import PopulationActor, make_policy
-from agents.encodings import make as make_encoding
-from suite.settings import option_names
-from suite.speed import counting
-from suite.speed.counting import CountingCartPole
+from evoboard import envs
+from evoboard.agents import PopulationActor, make_policy
+from evoboard.agents.encodings import make as make_encoding
+from evoboard.suite.settings import option_names
+from evoboard.suite.speed import counting
+from evoboard.suite.speed.counting import CountingCartPole
 
 # One representative per family with many ids (Atari ships 100+ ROMs; its own tests cover them).
 TASK_IDS = [t for t in envs.names() if not t.startswith("ALE/")] + [t for t in envs.names() if t.startswith("ALE/")][:1]

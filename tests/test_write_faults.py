@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from evoboard.errors import WriteFailed
-from suite import cli
-from suite.runner import run_spec
-from suite.spec import RunSpec
+from evoboard.suite import cli
+from evoboard.suite.runner import run_spec
+from evoboard.suite.spec import RunSpec
 from tests.conftest import history, rows
 
 SPEC = RunSpec("CartPole-v1", population=8, generations=3, seed=1, settings={"max_steps": 100})
@@ -125,7 +125,7 @@ def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
     """mkstemp creates 0600; a leaderboard or history shared with colleagues must follow the umask instead."""
     import os
 
-    from suite.atomic import write_atomic
+    from evoboard.suite.atomic import write_atomic
 
     before = os.umask(0o022)
     try:

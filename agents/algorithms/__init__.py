@@ -6,15 +6,15 @@ Plugins join through the ``evoboard.algorithms`` entry points.
 
 from __future__ import annotations
 
-from agents.algorithms.adam import Adam
-from agents.algorithms.base import Algorithm, AlgorithmState, DirectTrainer, SearchAlgorithm, VectorSearch
-from agents.algorithms.count_models import Bigram, CountModel, Unigram
-from agents.algorithms.es import OpenAIES
-from agents.algorithms.ga import GA
-from agents.algorithms.random_search import RandomSearch
-from agents.algorithms.rso import RSO
-from agents.algorithms.snes import SNES
-from agents.registry import Registry
+from evoboard.agents.algorithms.adam import Adam
+from evoboard.agents.algorithms.base import Algorithm, AlgorithmState, DirectTrainer, SearchAlgorithm, VectorSearch
+from evoboard.agents.algorithms.count_models import Bigram, CountModel, Unigram
+from evoboard.agents.algorithms.es import OpenAIES
+from evoboard.agents.algorithms.ga import GA
+from evoboard.agents.algorithms.random_search import RandomSearch
+from evoboard.agents.algorithms.rso import RSO
+from evoboard.agents.algorithms.snes import SNES
+from evoboard.agents.registry import Registry
 
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", "evoboard.algorithms")
 ALGORITHMS.register("ga")(GA)

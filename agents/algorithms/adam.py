@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.algorithms.base import DirectTrainer, draw_seed
-from agents.encodings.base import Encoding, SeedChainEncoding
-from agents.layers import PopulationParams
+from evoboard.agents.algorithms.base import DirectTrainer, draw_seed
+from evoboard.agents.encodings.base import Encoding, SeedChainEncoding
+from evoboard.agents.layers import PopulationParams
 from evoboard.options import Checked, bounded
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from agents.encodings.base import MAX_SEED, Genome
+from evoboard.agents.encodings.base import MAX_SEED, Genome
 
 
 def rng_from(state: dict) -> np.random.Generator:

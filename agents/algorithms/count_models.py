@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from agents.algorithms.base import Algorithm, AlgorithmState
+from evoboard.agents.algorithms.base import Algorithm, AlgorithmState
 from evoboard.options import Checked
 
 

@@ -35,9 +35,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from agents.algorithms.base import AlgorithmState, VectorSearch, draw_seed, rng_from
-from agents.encodings.base import Genome, SeedChainEncoding
-from agents.layers import PopulationParams
+from evoboard.agents.algorithms.base import AlgorithmState, VectorSearch, draw_seed, rng_from
+from evoboard.agents.encodings.base import Genome, SeedChainEncoding
+from evoboard.agents.layers import PopulationParams
 from evoboard.options import Checked, bounded
 
 

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.algorithms.base import AlgorithmState, SearchAlgorithm, draw_seed, rng_from
-from agents.encodings.base import Genome
+from evoboard.agents.algorithms.base import AlgorithmState, SearchAlgorithm, draw_seed, rng_from
+from evoboard.agents.encodings.base import Genome
 from evoboard.options import Checked, bounded
 
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.algorithms.base import draw_seed, rng_from
-from agents.algorithms.ga import GA, EliteOptions, GAState
-from agents.encodings.base import Genome
+from evoboard.agents.algorithms.base import draw_seed, rng_from
+from evoboard.agents.algorithms.ga import GA, EliteOptions, GAState
+from evoboard.agents.encodings.base import Genome
 
 
 class RandomSearch(GA):

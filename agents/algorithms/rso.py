@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.algorithms.base import DirectTrainer, draw_seed, finite_fitness
-from agents.encodings.base import Encoding, SeedChainEncoding
-from agents.layers import LayerParams, PopulationParams
-from agents.policies import PopulationActor
+from evoboard.agents.algorithms.base import DirectTrainer, draw_seed, finite_fitness
+from evoboard.agents.encodings.base import Encoding, SeedChainEncoding
+from evoboard.agents.layers import LayerParams, PopulationParams
+from evoboard.agents.policies import PopulationActor
 from evoboard.options import Checked, bounded
 
 Objective = Callable[..., Any]

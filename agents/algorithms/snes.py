@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from agents.algorithms.base import draw_seed, rng_from
-from agents.algorithms.es import MeanSearch, MeanState
-from agents.encodings.base import Genome
+from evoboard.agents.algorithms.base import draw_seed, rng_from
+from evoboard.agents.algorithms.es import MeanSearch, MeanState
+from evoboard.agents.encodings.base import Genome
 from evoboard.options import Checked, bounded
 
 

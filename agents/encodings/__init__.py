@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from agents.encodings.base import Encoding, EncodingOptions, Genome, SeedChainEncoding
-from agents.encodings.dense import DenseEncoding
-from agents.encodings.lowrank import LowRankEncoding
-from agents.encodings.lowrank_perturb import LowRankPerturbEncoding
-from agents.encodings.small_dense import SmallDenseEncoding
-from agents.encodings.sparse import SparseEncoding
-from agents.registry import Registry
+from evoboard.agents.encodings.base import Encoding, EncodingOptions, Genome, SeedChainEncoding
+from evoboard.agents.encodings.dense import DenseEncoding
+from evoboard.agents.encodings.lowrank import LowRankEncoding
+from evoboard.agents.encodings.lowrank_perturb import LowRankPerturbEncoding
+from evoboard.agents.encodings.small_dense import SmallDenseEncoding
+from evoboard.agents.encodings.sparse import SparseEncoding
+from evoboard.agents.registry import Registry
 
 ENCODINGS: Registry[type[Encoding]] = Registry("encoding", "evoboard.encodings")
 ENCODINGS.register("dense")(DenseEncoding)

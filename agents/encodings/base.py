@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import torch
 
-from agents.layers import DenseNorm, LayerParams, LayerSpec, PopulationParams, TensorSpec, dense_form
+from evoboard.agents.layers import DenseNorm, LayerParams, LayerSpec, PopulationParams, TensorSpec, dense_form
 from evoboard.options import Checked, bounded
 
 Genome = tuple[int, ...]
@@ -210,7 +210,7 @@ class SeedChainEncoding(Encoding):
     def init_vector(self, seed: int) -> torch.Tensor:
         """A member's initial search vector: each block ~ N(its mean, its std^2).
 
-        A negative first link names a pretrained checkpoint (``agents.checkpoints``): its vector.
+        A negative first link names a pretrained checkpoint (``evoboard.agents.checkpoints``): its vector.
         In a run started from a checkpoint (``start_from``), every seed the algorithm draws for an
         initial member maps to that checkpoint, so GA, ES, Adam and RSO all start from it unchanged.
         """

@@ -15,7 +15,7 @@ from functools import cached_property
 
 import torch
 
-from agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
 
 
 @dataclass

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import EncodingOptions, SeedChainEncoding
-from agents.layers import (
+from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.layers import (
     DenseConv2d,
     DenseEmbedding,
     DenseLinear,

@@ -24,9 +24,14 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding, block_views, noise
-from agents.encodings.perturbed_layers import PerturbedConv2d, PerturbedEmbedding, PerturbedLinear, low_rank_product
-from agents.layers import LayerSpec, PopulationParams
+from evoboard.agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding, block_views, noise
+from evoboard.agents.encodings.perturbed_layers import (
+    PerturbedConv2d,
+    PerturbedEmbedding,
+    PerturbedLinear,
+    low_rank_product,
+)
+from evoboard.agents.layers import LayerSpec, PopulationParams
 from evoboard.options import bounded
 
 

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from agents.encodings.base import SeedChainEncoding
-from agents.encodings.dense import DenseEncoding
-from agents.encodings.sparse import SparseEncoding
-from agents.layers import PopulationParams, TensorSpec
-from agents.masks import check_mask
+from evoboard.agents.encodings.base import SeedChainEncoding
+from evoboard.agents.encodings.dense import DenseEncoding
+from evoboard.agents.encodings.sparse import SparseEncoding
+from evoboard.agents.layers import PopulationParams, TensorSpec
+from evoboard.agents.masks import check_mask
 
 
 class MaskedSearch(SeedChainEncoding):

@@ -13,7 +13,7 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-from agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, LayerParams, member_conv
+from evoboard.agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, LayerParams, member_conv
 
 
 def low_rank_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

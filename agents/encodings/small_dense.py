@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.dense import DenseEncoding
-from agents.encodings.lowrank import LowRankEncoding, LowRankOptions
+from evoboard.agents.encodings.dense import DenseEncoding
+from evoboard.agents.encodings.lowrank import LowRankEncoding, LowRankOptions
 
 
 @dataclass

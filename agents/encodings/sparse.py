@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
 from evoboard.options import bounded
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from evoboard import lazy
 
 BACKENDS = {
-    "local": "suite.backends.local:LocalBackend",
-    "processes": "suite.backends.processes:ProcessBackend",
-    "ray": "suite.backends.ray_actors:RayBackend",
+    "local": "evoboard.suite.backends.local:LocalBackend",
+    "processes": "evoboard.suite.backends.processes:ProcessBackend",
+    "ray": "evoboard.suite.backends.ray_actors:RayBackend",
 }
 """Backend name -> its class, imported only when chosen (Ray is an optional extra)."""
 

@@ -14,16 +14,16 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-import envs
-from agents import PopulationActor, checkpoints, make_policy
-from agents import algorithms as algorithm_registry
-from agents import encodings as encoding_registry
-from agents.algorithms import Algorithm, AlgorithmState, VectorSearch
-from agents.encodings import Encoding, Genome
-from agents.encodings.masked import masked, shrinks
-from agents.masks import MaskedPolicy, load_mask
-from agents.policies import Policy
-from envs import Evaluation, Task
+from evoboard import envs
+from evoboard.agents import PopulationActor, checkpoints, make_policy
+from evoboard.agents import algorithms as algorithm_registry
+from evoboard.agents import encodings as encoding_registry
+from evoboard.agents.algorithms import Algorithm, AlgorithmState, VectorSearch
+from evoboard.agents.encodings import Encoding, Genome
+from evoboard.agents.encodings.masked import masked, shrinks
+from evoboard.agents.masks import MaskedPolicy, load_mask
+from evoboard.agents.policies import Policy
+from evoboard.envs import Evaluation, Task
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 The cheapest way to use every core of one machine: no cluster to start, no object store, no
 scheduler; each worker is a spawned Python process that builds its own parts once and then
-answers shard requests over a pipe (``suite.backends.shards`` decides the shards and the wire format,
+answers shard requests over a pipe (``evoboard.suite.backends.shards`` decides the shards and the wire format,
 shared with the Ray backend). Measured on this 2-core machine, two processes evaluate
-HalfCheetah-v5 at about 1.7x the raw one-core vector env (``python -m suite.ray_bench``).
+HalfCheetah-v5 at about 1.7x the raw one-core vector env (``python -m evoboard.suite.ray_bench``).
 
 Workers ignore Ctrl-C (the driver stops them), die with the driver (daemon processes), and a
 worker that dies mid-evaluation is replaced and its shard re-run.
@@ -24,11 +24,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from evoboard.errors import RunFailed, WorkerLost
-from suite.allocator import keep_freed_memory
-from suite.backends.local import Parts
-from suite.backends.shards import Holdings, ShardedBackend, ShardWorker
+from evoboard.suite.allocator import keep_freed_memory
+from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
-log = logging.getLogger("suite.backends.processes")
+log = logging.getLogger("evoboard.suite.backends.processes")
 
 START_S = 300.0
 """How long a worker may take to start (imports, env construction) before the run gives up."""

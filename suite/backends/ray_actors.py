@@ -1,6 +1,6 @@
 """Ray backend (``--backend ray``): each generation's members are sharded over Ray actors.
 
-Sharding, the wire format and replacing a dead worker are ``suite.backends.shards``'s, shared with the
+Sharding, the wire format and replacing a dead worker are ``evoboard.suite.backends.shards``'s, shared with the
 local process backend; this module is the Ray transport: a local instance listening on
 127.0.0.1 only (or any cluster by address), one actor per shard, and a lost head reported as
 ``RayHeadLost``. Every finished generation is checkpointed, so ``evoboard resume`` continues
@@ -27,10 +27,10 @@ except ImportError as err:  # the message spec.py shows names the extra; this on
     raise ImportError('the Ray backend needs ray: pip install -e ".[ray]"', name="ray") from err
 
 from evoboard.errors import WorkerLost
-from suite.backends.local import Parts
-from suite.backends.shards import Holdings, ShardedBackend, ShardWorker
+from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
-log = logging.getLogger("suite.backends.ray_actors")
+log = logging.getLogger("evoboard.suite.backends.ray_actors")
 
 ACTOR_START_S = 300.0
 """How long actors may take to start (imports, env construction) before the run gives up."""

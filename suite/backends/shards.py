@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.algorithms import VectorSearch
-from agents.encodings import Genome
-from envs import Evaluation
+from evoboard.agents.algorithms import VectorSearch
+from evoboard.agents.encodings import Genome
+from evoboard.envs import Evaluation
 from evoboard.errors import RunFailed, WorkerLost
-from suite.backends.local import Parts, build_parts, evaluate_here, merge
+from evoboard.suite.backends.local import Parts, build_parts, evaluate_here, merge
 
 # -- what crosses the wire -----------------------------------------------------------------
 Ref = int | tuple[int, int] | list[int]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from agents.algorithms import BASELINES
+from evoboard.agents.algorithms import BASELINES
 
 LOWER_IS_BETTER = {"bits_per_char"}
 

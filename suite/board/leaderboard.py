@@ -16,9 +16,9 @@ import pandas as pd
 from filelock import FileLock
 
 from evoboard.errors import LeaderboardError
-from suite.atomic import write_atomic
-from suite.board.baselines import LOWER_IS_BETTER, beside_baselines
-from suite.board.stats import bootstrap_ci, iqm
+from evoboard.suite.atomic import write_atomic
+from evoboard.suite.board.baselines import LOWER_IS_BETTER, beside_baselines
+from evoboard.suite.board.stats import bootstrap_ci, iqm
 
 COLUMNS = [
     "run_id", "created_at", "evoboard_version", "git_sha", "task", "encoding", "algorithm", "policy",

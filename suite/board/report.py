@@ -25,9 +25,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from evoboard.errors import UsageError
-from suite.board import leaderboard  # noqa: E402
-from suite.board.tables import AGGREGATE_SHOWN, render  # noqa: E402
-from suite.publish import save_figure  # noqa: E402
+from evoboard.suite.board import leaderboard  # noqa: E402
+from evoboard.suite.board.tables import AGGREGATE_SHOWN, render  # noqa: E402
+from evoboard.suite.publish import save_figure  # noqa: E402
 
 VARIANT_IGNORES = {"seed", "backend"}
 

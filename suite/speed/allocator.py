@@ -1,8 +1,8 @@
-"""Allocator churn with and without ``suite.allocator``: user/system time, minor faults, peak RSS, frames/s.
+"""Allocator churn with and without ``evoboard.suite.allocator``: user/system time, minor faults, peak RSS, frames/s.
 
-Each case is one short ``python -m suite run`` under ``/usr/bin/time -v``, once with glibc's
+Each case is one short ``python -m evoboard run`` under ``/usr/bin/time -v``, once with glibc's
 defaults (``EVOBOARD_MALLOC=default``) and once with evoboard's settings, alternating, and
-writes a Markdown table. Usage: ``python -m suite.speed.allocator [--repeats N] [--md PATH]``.
+writes a Markdown table. Usage: ``python -m evoboard.suite.speed.allocator [--repeats N] [--md PATH]``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ TIME_FIELDS = {
 def measure(args: list[str], mode: str) -> dict[str, float]:
     """One run: /usr/bin/time -v figures and the generations' frames per second of wall time."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "suite", "run", *args, "--seed", "0", "--out", out]
+        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "evoboard", "run", *args, "--seed", "0", "--out", out]
         env = {**os.environ, "EVOBOARD_MALLOC": mode}
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     machine = f"{os.cpu_count()} cores, CPU ({platform.machine()}), glibc {platform.libc_ver()[1]}"
     text = (
         f"# Allocator churn\n\n{machine}; medians of {args.repeats} run(s) each; "
-        f"`python -m suite.speed.allocator --repeats {args.repeats}`. frames_per_s is generation frames over "
+        f"`python -m evoboard.suite.speed.allocator --repeats {args.repeats}`. frames_per_s is generation frames over "
         f"generation wall time (chars/s for char-LM); final_score must match between rows of a case.\n\n"
         f"{table(rows)}\n\nframes_per_s, evoboard over glibc default: "
         + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in speedups(rows).items())

@@ -1,8 +1,8 @@
 """Forward-pass speed benchmarks (not tests): print figures and write them to ``results/``.
 
-    python -m suite.speed.forwards mlp [--out results] [--repeats 5] [--threads 1,2]
-    python -m suite.speed.forwards encodings [--out results] [--repeats 5]
-    python -m suite.speed.forwards charlm [--out results] [--repeats 5]
+    python -m evoboard.suite.speed.forwards mlp [--out results] [--repeats 5] [--threads 1,2]
+    python -m evoboard.suite.speed.forwards encodings [--out results] [--repeats 5]
+    python -m evoboard.suite.speed.forwards charlm [--out results] [--repeats 5]
 
 1. (mlp) Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
    a Python loop over P separate torch modules, at P = 16, 64, 256, once per torch thread count
@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from agents import make_policy
-from agents.encodings import make as make_encoding
-from suite.publish import machine, markdown_table, publish
-from suite.speed.harness import median_time, paired_medians
+from evoboard.agents import make_policy
+from evoboard.agents.encodings import make as make_encoding
+from evoboard.suite.publish import machine, markdown_table, publish
+from evoboard.suite.speed.harness import median_time, paired_medians
 
 
 def mlp_forward(population: int, repeats: int, calls: int = 200) -> dict:
@@ -134,9 +134,9 @@ def repeated(fn: Callable[[], object], calls: int) -> Callable[[], None]:
 
 def encoding_forwards(population: int, repeats: int, calls: int) -> list[dict]:
     """Population forward of one layer per encoding vs one shared forward, member-forwards/s."""
-    from agents.encodings import ENCODINGS
-    from agents.layers import LayerSpec
-    from suite.settings import build_options
+    from evoboard.agents.encodings import ENCODINGS
+    from evoboard.agents.layers import LayerSpec
+    from evoboard.suite.settings import build_options
 
     cases = {
         "linear 512x512": (LayerSpec("fc", "linear", 512, 512), (population, 1, 512)),
@@ -207,7 +207,7 @@ def charlm_one(population: int, shared: bool, repeats: int, windows: int = 32) -
     """Tokens/s of one char-transformer forward configuration; run in a fresh process for its peak RSS."""
     import resource
 
-    import envs
+    from evoboard import envs
 
     torch.set_num_threads(1)
     task = envs.make("charlm/pydoc")
@@ -238,7 +238,7 @@ def charlm(out: Path, repeats: int) -> pd.DataFrame:
         measured = {}
         for shared in (False, True):
             call = f"charlm_one({population}, {shared}, {repeats})"
-            code = f"import json; from suite.speed.forwards import charlm_one; print(json.dumps({call}))"
+            code = f"import json; from evoboard.suite.speed.forwards import charlm_one; print(json.dumps({call}))"
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             measured[shared] = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append({
@@ -258,7 +258,7 @@ def charlm(out: Path, repeats: int) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m suite.speed.forwards")
+    parser = argparse.ArgumentParser(prog="python -m evoboard.suite.speed.forwards")
     parser.add_argument("name", choices=["mlp", "encodings", "charlm"])
     parser.add_argument("--out", default="results", type=Path)
     parser.add_argument("--repeats", type=int, default=5)

@@ -2,7 +2,7 @@
 
 Every benchmark under ``suite/speed`` times through here, so a figure is measured one way: two
 contenders alternated in one run, so both see the same machine load, and their medians. Figures
-land through ``suite.publish`` (machine line, Markdown table, CSV/MD/PNG).
+land through ``evoboard.suite.publish`` (machine line, Markdown table, CSV/MD/PNG).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m suite.speed.overhead``: what a generation costs outside evaluation, and its checkpoint's size.
+"""``python -m evoboard.suite.speed.overhead``: what a generation costs outside evaluation, and its checkpoint's size.
 
 Issue #17: with the ES state in float64 lists and a 9 MB JSON checkpoint, ``openai-es`` on
 charlm/pydoc spent ~0.7 s a generation outside evaluation. For GA, openai-es and snes this
@@ -6,7 +6,7 @@ times the runner's own phases (ask, decode, tell, checkpoint: history.csv, check
 the state tensors) of real generations played through ``Run.step``: the char-LM (117,608
 parameters) and the Nature CNN on Pong (1.7M parameters, one whole episode per member), and the
 checkpoint's bytes.
-Medians over generations after the first; written through ``suite.publish`` to
+Medians over generations after the first; written through ``evoboard.suite.publish`` to
 results/overhead.md and .csv.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite.publish import machine, markdown_table, publish
-from suite.rundir import RunDir
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
+from evoboard.suite.publish import machine, markdown_table, publish
+from evoboard.suite.rundir import RunDir
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
 
 ALGORITHMS = ("ga", "openai-es", "snes")
 MODELS = {"charlm (117k)": ("charlm/pydoc", {}), "nature_cnn (1.7M)": ("ALE/Pong-v5", {})}
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(measure(model, algorithm, population, args.generations, Path(tmp) / model))
     text = (
         "# Per-generation cost outside evaluation (#17)\n\n"
-        f"Machine: {machine()}. `python -m suite.speed.overhead --population {args.population} "
+        f"Machine: {machine()}. `python -m evoboard.suite.speed.overhead --population {args.population} "
         f"--cnn-population {args.cnn_population} --generations {args.generations}`; medians over generations after "
         "the first, each played through `Run.step` (its history row's phases): charlm/pydoc, and Pong with one "
         "whole episode per member. *outside / generation* is outside over the generation's `wall_s`. *checkpoint* is "

@@ -1,6 +1,6 @@
 """Multi-worker benchmark (not a test): env steps/s of every backend against the raw one-core env, and the wire.
 
-    python -m suite.speed.parallel [--task HalfCheetah-v5] [--population 64] [--generations 3] [--workers 1,2]
+    python -m evoboard.suite.speed.parallel [--task HalfCheetah-v5] [--population 64] [--generations 3] [--workers 1,2]
                                    [--backends processes,ray]
 
 Runs the same spec and seed with the local backend, and with the process and Ray backends at
@@ -34,10 +34,10 @@ import gymnasium as gym
 import pandas as pd
 import torch
 
-from suite.publish import machine, publish
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
-from suite.speed.raw import raw_gym
+from evoboard.suite.publish import machine, publish
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
+from evoboard.suite.speed.raw import raw_gym
 
 RESULT_KEYS = ("best_fitness", "final_score", "frames", "member_forwards")
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         if "ray" in backends:
             import ray
 
-            from suite.backends.ray_actors import start_local
+            from evoboard.suite.backends.ray_actors import start_local
 
             t0 = time.perf_counter()
             start_local(max(counts))  # one instance for every Ray run; its start-up is reported apart

@@ -7,7 +7,7 @@ import time
 import gymnasium as gym
 import numpy as np
 
-from envs.quiet import quiet_mujoco
+from evoboard.envs.quiet import quiet_mujoco
 
 
 def raw_gym(task_id: str, envs_n: int, steps: int) -> float:

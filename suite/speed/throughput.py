@@ -29,18 +29,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-import envs
-from agents import PopulationActor, make_policy
-from agents.encodings import make as make_encoding
-from envs.quiet import quiet_mujoco
-from suite.backends.local import build_parts
-from suite.publish import machine, markdown_table, publish
-from suite.settings import build_options
-from suite.spec import RunSpec, resolve
-from suite.speed import counting
-from suite.speed.counting import CountingCartPole
-from suite.speed.harness import alternate, medians, timed
-from suite.speed.raw import raw_atari, raw_gym
+from evoboard import envs
+from evoboard.agents import PopulationActor, make_policy
+from evoboard.agents.encodings import make as make_encoding
+from evoboard.envs.quiet import quiet_mujoco
+from evoboard.suite.backends.local import build_parts
+from evoboard.suite.publish import machine, markdown_table, publish
+from evoboard.suite.settings import build_options
+from evoboard.suite.spec import RunSpec, resolve
+from evoboard.suite.speed import counting
+from evoboard.suite.speed.counting import CountingCartPole
+from evoboard.suite.speed.harness import alternate, medians, timed
+from evoboard.suite.speed.raw import raw_atari, raw_gym
 
 SPREAD = 0.3
 """sigma of a spread CartPole population: parameters far apart, so episodes last 8 to 500 steps."""
@@ -120,7 +120,7 @@ def evotorch_eval(task_id: str, population: int, hidden: int = 64, spread: float
 def processes_eval(task_id: str, population: int, workers: int) -> Iterator[Callable[[], dict]]:
     """``workers`` worker processes (``--backend processes``), warmed up; yields a function that times one
     evaluation of the same genomes as ``evoboard_eval`` (decoded in the workers). Stops them on exit."""
-    from suite.backends.processes import ProcessBackend
+    from evoboard.suite.backends.processes import ProcessBackend
 
     resolved = resolve(RunSpec(task_id, population=population, backend="processes"))
     resolved = replace(resolved, backend=replace(resolved.backend, processes=workers))
@@ -199,7 +199,7 @@ def atari_rows(
     game: str, population: int, steps: int, repeats: int, threads: int = 1, device: str = "cpu"
 ) -> list[dict]:
     """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs)."""
-    from envs.atari import AtariOptions
+    from evoboard.envs.atari import AtariOptions
 
     task = envs.make(f"ALE/{game.title()}-v5", AtariOptions(max_steps=steps, noop_max=0))
     evoboard_eval(task, population, "lowrank", {"rank": 1})  # untimed: builds the emulator slots once

@@ -5,7 +5,7 @@ a non-inferiority reading for findings like "matches" or "near-gradient accuracy
 task, on one value of one of the study's tables: ``leaderboard`` (``final_score``, with every
 setting of ``config`` as a column too) or a CSV the study wrote (``lottery``, ``window``, ...).
 The evidence is the probability of improvement P(X > Y) with its stratified bootstrap CI and each
-side's IQM with its CI (Agarwal et al. 2021, ``suite.board.stats``). Verdict:
+side's IQM with its CI (Agarwal et al. 2021, ``evoboard.suite.board.stats``). Verdict:
 
 - ``reproduced``: the CI of P(X > Y) lies above 0.5 and every precondition holds (e.g. X beats the
   ``random`` floor: a budget where the method has learned nothing cannot confirm a finding);
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.board import leaderboard
-from suite.board.stats import improvement_ci, performance_profile, stratified_iqm_ci
-from suite.publish import markdown_table, publish, pyplot
+from evoboard.suite.board import leaderboard
+from evoboard.suite.board.stats import improvement_ci, performance_profile, stratified_iqm_ci
+from evoboard.suite.publish import markdown_table, publish, pyplot
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this budget"
 

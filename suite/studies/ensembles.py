@@ -46,13 +46,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from agents import PopulationActor
-from agents.algorithms import SearchAlgorithm, VectorSearch
-from agents.encodings import Genome, SeedChainEncoding
-from agents.layers import PopulationParams
-from agents.policies import greedy_actions
-from suite.backends.local import Parts
-from suite.board.leaderboard import write_csv
+from evoboard.agents import PopulationActor
+from evoboard.agents.algorithms import SearchAlgorithm, VectorSearch
+from evoboard.agents.encodings import Genome, SeedChainEncoding
+from evoboard.agents.layers import PopulationParams
+from evoboard.agents.policies import greedy_actions
+from evoboard.suite.backends.local import Parts
+from evoboard.suite.board.leaderboard import write_csv
 
 COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ensemble_score"]
 

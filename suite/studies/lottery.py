@@ -7,7 +7,7 @@ with the mask (``--set mask=PATH``, the same mechanism any run can use):
 - ``magnitude``: score |mu|, rewind;
 - ``random``: a random mask with the same kept fraction; everything else as the other two.
 Rewinding is training again from the same seed: the masked network starts from the surviving
-weights' initial values, and the search holds only those weights (``agents.encodings.masked``:
+weights' initial values, and the search holds only those weights (``evoboard.agents.encodings.masked``:
 ``search_dims`` drops, SNES's sigma learning rate follows the surviving D, as in es-lottery).
 Every round of every method uses the run seed (so the same init and episode seeds); only the
 mask differs, so the random baseline isolates the mask. (Lange & Sprekeler's random baseline
@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from agents import pruning
-from agents.encodings.masked import MaskedSearch
-from agents.masks import kept_fraction, save_mask
-from suite.publish import publish, pyplot
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
+from evoboard.agents import pruning
+from evoboard.agents.encodings.masked import MaskedSearch
+from evoboard.agents.masks import kept_fraction, save_mask
+from evoboard.suite.publish import publish, pyplot
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

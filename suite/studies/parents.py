@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.runner import Run
-from suite.spec import RunSpec, resolve
+from evoboard.suite.runner import Run
+from evoboard.suite.spec import RunSpec, resolve
 
 
 def train_parent(

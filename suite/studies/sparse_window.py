@@ -8,7 +8,7 @@ this sweeps sigma for p in {1, 0.1, 0.01}: each point is ``CHILDREN`` sparse chi
 parent (genomes (checkpoint link, seed), decoded through ``--set init``'s path). The parent and
 the children never train on a selection split (``select_fraction``, 10% of the training
 images): the best child and the ensemble (mean probabilities of the top-k children, k chosen
-there too; ``suite.studies.ensembles.select``) are chosen on it, then parent, best child and
+there too; ``evoboard.suite.studies.ensembles.select``) are chosen on it, then parent, best child and
 ensemble are scored once on the test images, side by side. The children's test accuracy
 (mean, sd, min, max over all of them) describes the window; nothing is chosen by it. Writes
 ``sparse_window.csv`` and ``sparse_window.png`` in the output folder.
@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from agents import PopulationActor
-from suite.backends.local import build_parts
-from suite.provenance import resolve_device
-from suite.publish import publish, pyplot
-from suite.spec import RunSpec, resolve
-from suite.studies.ensembles import ChildEnsembles, EnsembleActor
-from suite.studies.parents import train_parent
+from evoboard.agents import PopulationActor
+from evoboard.suite.backends.local import build_parts
+from evoboard.suite.provenance import resolve_device
+from evoboard.suite.publish import publish, pyplot
+from evoboard.suite.spec import RunSpec, resolve
+from evoboard.suite.studies.ensembles import ChildEnsembles, EnsembleActor
+from evoboard.suite.studies.parents import train_parent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

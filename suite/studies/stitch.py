@@ -1,6 +1,6 @@
 """``evoboard bench stitch``: which stitched combinations of two trained networks dominate a parent (S2).
 
-Guijt et al. 2024 (see ``agents.stitching``). Two digits classifiers are trained with the
+Guijt et al. 2024 (see ``evoboard.agents.stitching``). Two digits classifiers are trained with the
 ``adam`` reference, different seeds and widths (A: 3 hidden layers of 64, B: 3 of 24), each
 saved by its run as a checkpoint and read back from it. Stitches are fitted by least squares
 on the activations of the training images; a small multi-objective GA over the switches
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from agents import checkpoints
-from agents.stitching import Genotype, MLPNetwork, StitchedPair, dominates, pareto_front, pareto_ga
-from envs.digits import digits_split
-from suite.publish import publish, pyplot
-from suite.studies.parents import train_parent
+from evoboard.agents import checkpoints
+from evoboard.agents.stitching import Genotype, MLPNetwork, StitchedPair, dominates, pareto_front, pareto_ga
+from evoboard.envs.digits import digits_split
+from evoboard.suite.publish import publish, pyplot
+from evoboard.suite.studies.parents import train_parent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from suite.suites.registry import SUITES
+from evoboard.suite.suites.registry import SUITES
 
 
 def games(suite: str) -> tuple[str, ...]:

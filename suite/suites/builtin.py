@@ -8,18 +8,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from evoboard import lazy
-from suite.studies.reference.catalogue import STUDIES
-from suite.suites.registry import register_suite
+from evoboard.suite.studies.reference.catalogue import STUDIES
+from evoboard.suite.suites.registry import register_suite
+
+STUDIES_PKG = "evoboard.suite.studies"
 
 
 def _lottery(out: str, seeds: int, device: str) -> object:
-    return lazy.load("suite.studies.lottery:run_lottery")(out, seeds, device)  # imported only when run
+    return lazy.load(STUDIES_PKG + ".lottery:run_lottery")(out, seeds, device)  # imported only when run
 
 
 def _throughput(out: str, seeds: int, device: str) -> object:
     """The throughput bench on ``device`` (auto: cuda where torch sees it); its modules imported only when run."""
-    chosen = lazy.load("suite.provenance:resolve_device")(device)
-    return lazy.load("suite.speed.throughput:run")(Path(out), device=chosen.type)
+    chosen = lazy.load("evoboard.suite.provenance:resolve_device")(device)
+    return lazy.load("evoboard.suite.speed.throughput:run")(Path(out), device=chosen.type)
 
 
 register_suite(
@@ -32,13 +34,15 @@ register_suite(
     "sparse-window",
     "critical mutation window: sparse children of an adam-trained digits model, sigma x p in {1, 0.1, 0.01} (~1 min)",
     [],
-    procedure=lambda out, seeds, device: lazy.load("suite.studies.sparse_window:run_sparse_window")(out, seeds, device),
+    procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".sparse_window:run_sparse_window")(
+        out, seeds, device
+    ),
 )
 register_suite(
     "stitch",
     "stitching two adam-trained digits MLPs: GA over switches, Pareto front of accuracy vs multiply-adds (~1 min)",
     [],
-    procedure=lambda out, seeds, device: lazy.load("suite.studies.stitch:run_stitch")(out, seeds, device),
+    procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".stitch:run_stitch")(out, seeds, device),
 )
 register_suite(
     "throughput",
@@ -50,7 +54,7 @@ register_suite(
 
 def _study(name: str):
     """The procedure of reference study ``name``: it runs into ``<out>/<name>/`` and tests its claims."""
-    return lambda out, seeds, device: lazy.load("suite.studies.reference:run_study")(STUDIES[name], out, seeds, device)
+    return lambda out, seeds, device: lazy.load(STUDIES_PKG + ".reference:run_study")(STUDIES[name], out, seeds, device)
 
 
 for _name, _study_def in STUDIES.items():
@@ -59,5 +63,5 @@ register_suite(
     "reference",
     "all seven reference studies into <out>/<study>/ and their claims table <out>/claims.md (~2.5 h at --seeds 5)",
     [],
-    procedure=lambda out, seeds, device: lazy.load("suite.studies.reference:run_reference")(out, seeds, device),
+    procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".reference:run_reference")(out, seeds, device),
 )

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from evoboard.errors import UsageError
-from suite.config import SPEC_TYPES, check_keys, read_toml, spec_from_table
-from suite.spec import RunSpec
-from suite.suites.registry import Suite
+from evoboard.suite.config import SPEC_TYPES, check_keys, read_toml, spec_from_table
+from evoboard.suite.spec import RunSpec
+from evoboard.suite.suites.registry import Suite
 
 RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
 BUDGET_KEYS = ("population", "generations", "episodes", "max_steps", "max_frames", "patience", "eval_episodes")
@@ -57,7 +57,7 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
     """A Suite from a parsed suite file; structure only (names and settings: ``check_suite``)."""
     unknown = sorted(set(data) - set(TOP_KEYS))
     if unknown:
-        from suite.settings import unknown_message
+        from evoboard.suite.settings import unknown_message
 
         raise UsageError(f"{where}: " + unknown_message("top-level key", unknown[0], TOP_KEYS))
     defaults = data.get("defaults", {})

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from suite.spec import RunSpec
+from evoboard.suite.spec import RunSpec
 
 Procedure = Callable[[str, int, str], object]
 """(output folder, seeds, device) -> anything: a suite that is a procedure rather than a list of runs."""

@@ -1,10 +1,10 @@
 """The reference studies: each finding of the papers evoboard is built on, tested at a 2-core budget (#16).
 
 A study is a list of runs (a suite file beside this module, baselines included) or a procedure, plus
-the claims it tests (``suite.studies.claims``). ``evoboard bench <study> --out DIR --seeds 5`` runs it
+the claims it tests (``evoboard.suite.studies.claims``). ``evoboard bench <study> --out DIR --seeds 5`` runs it
 into ``DIR/<study>/`` (leaderboard, runs with their history, ``report/`` with plots) and writes
 ``claims.md``, ``claims.csv`` and ``profile.png`` there; ``evoboard bench reference`` runs all of them
-and writes the claims table of every study into ``DIR/claims.md``; ``python -m suite.studies.reference DIR``
+and writes the claims table of every study into ``DIR/claims.md``; ``python -m evoboard.suite.studies.reference DIR``
 writes that file from studies run one by one.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from suite.studies.claims import Claim, claims_markdown, write_claims
+from evoboard.suite.studies.claims import Claim, claims_markdown, write_claims
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -39,9 +39,9 @@ class Study:
 
     def missing(self) -> list[str]:
         """The components this study needs that are not registered here (empty: it can run)."""
-        from agents import POLICIES
-        from agents.algorithms import ALGORITHMS
-        from agents.encodings import ENCODINGS
+        from evoboard.agents import POLICIES
+        from evoboard.agents.algorithms import ALGORITHMS
+        from evoboard.agents.encodings import ENCODINGS
 
         registries = {"algorithm": ALGORITHMS, "encoding": ENCODINGS, "policy": POLICIES}
         return [f"{kind} {name}" for kind, name in self.needs if name not in registries[kind].names()]
@@ -52,9 +52,9 @@ class Study:
 
 def run_specs(study: Study, folder: Path, seeds: int, device: str) -> None:
     """Every run of the study's suite file once per seed, into ``folder`` (checked before any starts)."""
-    from suite.runner import Run
-    from suite.spec import resolve
-    from suite.suites.files import check_suite, load_suite
+    from evoboard.suite.runner import Run
+    from evoboard.suite.spec import resolve
+    from evoboard.suite.suites.files import check_suite, load_suite
 
     suite = load_suite(FOLDER / study.suite_file)
     check_suite(suite)
@@ -82,7 +82,7 @@ def run_study(study: Study, out: str | Path, seeds: int, device: str) -> list[di
     if study.after is not None:
         study.after(folder)
     if (folder / "runs").is_dir():
-        from suite.board.report import write_report
+        from evoboard.suite.board.report import write_report
 
         write_report(folder)
     rows = write_claims(folder, study.claims, study.command(seeds))
@@ -95,7 +95,7 @@ def run_study(study: Study, out: str | Path, seeds: int, device: str) -> list[di
 
 def consistent_sha(folder: Path) -> str:
     """One line saying which commit made the folder's leaderboard rows (and whether they agree)."""
-    from suite.board import leaderboard
+    from evoboard.suite.board import leaderboard
 
     shas = sorted(set(leaderboard.read(folder)["git_sha"].dropna().astype(str)))
     if not shas:
@@ -107,7 +107,7 @@ def consistent_sha(folder: Path) -> str:
 
 def run_reference(out: str | Path, seeds: int, device: str, studies: tuple[Study, ...] | None = None) -> list[dict]:
     """Every study into ``out/<study>/``, then ``out/claims.md`` (the claims table of all); prints the total time."""
-    from suite.studies.reference.catalogue import STUDIES
+    from evoboard.suite.studies.reference.catalogue import STUDIES
 
     start = time.perf_counter()
     rows = []
@@ -124,9 +124,9 @@ def collect_claims(out: str | Path, seeds: int = 5, device: str = "cpu", note: s
     commit-and-time line (studies run one by one, or by ``run_reference``)."""
     import pandas as pd
 
-    from suite.publish import machine
-    from suite.spec import RunnerOptions
-    from suite.studies.reference.catalogue import STUDIES
+    from evoboard.suite.publish import machine
+    from evoboard.suite.spec import RunnerOptions
+    from evoboard.suite.studies.reference.catalogue import STUDIES
 
     sections = []
     for study in STUDIES.values():

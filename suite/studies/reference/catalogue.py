@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from suite.studies.claims import Claim, Comparison, Sample
-from suite.studies.reference import Study
-from suite.studies.reference import procedures as proc
-from suite.studies.reference.summary import summarize_history
+from evoboard.suite.studies.claims import Claim, Comparison, Sample
+from evoboard.suite.studies.reference import Study
+from evoboard.suite.studies.reference import procedures as proc
+from evoboard.suite.studies.reference.summary import summarize_history
 
 GP = "Garbus & Pollack 2025"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from suite.publish import publish
+from evoboard.suite.publish import publish
 
 TOLERANCE = 0.05
 """Children within this much test accuracy of their parent are "near" it (the window's edge)."""
@@ -29,9 +29,9 @@ TOLERANCE = 0.05
 
 def tickets(folder: Path, seeds: int, device: str) -> pd.DataFrame:
     """Lottery rounds on digits and Acrobot-v1, then the final tickets trained by openai-es and adam."""
-    from suite.runner import Run
-    from suite.spec import RunSpec, resolve
-    from suite.studies.lottery import LotteryTask, run_lottery
+    from evoboard.suite.runner import Run
+    from evoboard.suite.spec import RunSpec, resolve
+    from evoboard.suite.studies.lottery import LotteryTask, run_lottery
 
     tasks = (
         LotteryTask("digits", population=32, generations=80, rounds=12, settings={"batch_size": 128}),
@@ -74,8 +74,8 @@ def chosen_ensembles(sweeps: pd.DataFrame) -> pd.DataFrame:
 
 def sparse_window(folder: Path, seeds: int, device: str) -> pd.DataFrame:
     """One parent per seed, the sparse-window sweep of each, the critical sigma per (parent, density)."""
-    from suite.studies.parents import train_parent
-    from suite.studies.sparse_window import figure, sweep
+    from evoboard.suite.studies.parents import train_parent
+    from evoboard.suite.studies.sparse_window import figure, sweep
 
     torch.set_num_threads(1)
     sweeps, windows = [], []
@@ -95,10 +95,10 @@ def sparse_window(folder: Path, seeds: int, device: str) -> pd.DataFrame:
 
 def stitch(folder: Path, seeds: int, device: str) -> pd.DataFrame:
     """Per seed: parents of two widths, the stitch GA on validation, test accuracy of the cheap front."""
-    from agents import checkpoints
-    from agents.stitching import MLPNetwork, StitchedPair
-    from suite.studies.parents import train_parent
-    from suite.studies.stitch import digits_data, stitch_table
+    from evoboard.agents import checkpoints
+    from evoboard.agents.stitching import MLPNetwork, StitchedPair
+    from evoboard.suite.studies.parents import train_parent
+    from evoboard.suite.studies.stitch import digits_data, stitch_table
 
     torch.set_num_threads(1)
     data, rows = digits_data(), []

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from suite.publish import publish
-from suite.studies.claims import read_table
+from evoboard.suite.publish import publish
+from evoboard.suite.studies.claims import read_table
 
 HISTORY_COLUMNS = ("harmful_fraction", "median_delta")
 KEPT = ("run_id", "task", "encoding", "algorithm", "seed", "elite_margin", "patience", "final_score", "score_kind",

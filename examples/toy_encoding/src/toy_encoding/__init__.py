@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.encodings.dense import DenseEncoding
+from evoboard.agents.encodings.dense import DenseEncoding
 
 
 @dataclass

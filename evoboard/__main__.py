@@ -1,0 +1,3 @@
+from evoboard.suite.cli import main
+
+raise SystemExit(main())

@@ -1,3 +1,0 @@
-from suite.cli import main
-
-raise SystemExit(main())
