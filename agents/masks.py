@@ -1,12 +1,15 @@
 """Weight masks applied to any policy, so a lottery ticket found once is reusable by any algorithm and encoding.
 
 A mask is one 0/1 array per masked layer, of that layer's weight shape (biases and norms are
-never masked). ``MaskedPolicy`` wraps a policy: before every forward it materialises each
-masked layer's form (dense, factorized, low-rank-perturbed or sparse: all give dense weights
-through ``materialize()``) and multiplies the weights by the mask, so a pruned weight is zero
-whatever the encoding searches. Masks are stored as ``.npz`` files of plain numeric arrays,
-read with ``allow_pickle=False``: a file can never run code, and anything that is not a 0/1
-array of the right shape for a layer of the policy is refused with one line.
+never masked). ``MaskedPolicy`` wraps a policy: it materialises each masked layer's form (dense,
+factorized, low-rank-perturbed or sparse: all give dense weights through ``materialize()``) and
+multiplies the weights by the mask, so a pruned weight is zero whatever the encoding searches.
+That happens once per set of parameters, not at every step: the masked forms of the last
+parameters seen are kept (an actor steps the same parameters many times), so the masks are
+copied to the device and the masked weights built once per actor. Masks are stored as ``.npz``
+files of plain numeric arrays, read with ``allow_pickle=False``: a file can never run code, and
+anything that is not a 0/1 array of the right shape for a layer of the policy is refused with
+one line.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class MaskedPolicy(Policy):
         self.name, self.Options, self.layers = policy.name, policy.Options, policy.layers
         self.mask = {name: torch.as_tensor(np.asarray(m, dtype=np.float32)) for name, m in mask.items()}
         self.kept = kept_fraction(mask)
+        self._last: tuple[PopulationParams, PopulationParams] | None = None  # (params in, masked params out)
 
     @classmethod
     def for_spaces(cls, observation_space, action_space, options=None) -> Policy:
@@ -99,11 +103,23 @@ class MaskedPolicy(Policy):
             out[name] = masked_form(params[name], m)
         return out
 
+    def applied(self, params: PopulationParams) -> PopulationParams:
+        """``apply(params)``, kept for the next call with the same parameters (an actor's every step).
+
+        Decoded parameters are never changed in place, so the same object gives the same masked weights.
+        With autograd on (the ``adam`` reference) nothing is kept: each step has its own graph.
+        """
+        if torch.is_grad_enabled():
+            return self.apply(params)
+        if self._last is None or self._last[0] is not params:
+            self._last = (params, self.apply(params))
+        return self._last[1]
+
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
-        return self.inner.act(self.apply(params), obs)
+        return self.inner.act(self.applied(params), obs)
 
     def forward(self, params: PopulationParams, x: torch.Tensor) -> torch.Tensor:
-        return self.inner.forward(self.apply(params), x)
+        return self.inner.forward(self.applied(params), x)
 
     def describe(self) -> str:
         return f"{self.inner.describe()}+mask({self.kept:.4g})"

@@ -79,11 +79,12 @@ class ActionHead:
     Discrete: argmax of ``n`` logits; MultiDiscrete (1-D): one argmax per dimension over its own
     ``nvec[i]`` logits; bounded Box: tanh squashed into the bounds; unbounded Box: raw outputs.
     A non-finite member gets -1 (Discrete, and every MultiDiscrete dimension) or its NaNs, so
-    the task fails it alone.
+    the task fails it alone. A bounded Box's low bound and range are uploaded once per device and
+    kept there, not copied to the device at every step.
     """
 
     def __init__(self, space: gym.Space):
-        self.space, self._low, self._high, self._splits = space, None, None, None
+        self.space, self._bounds, self._splits = space, None, None
         if isinstance(space, gym.spaces.Discrete):
             self.width = int(space.n)
         elif isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
@@ -93,8 +94,8 @@ class ActionHead:
             self.width = int(np.prod(space.shape))
             low, high = space.low.ravel(), space.high.ravel()
             if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):  # else: raw outputs
-                self._low = torch.as_tensor(low, dtype=torch.float32)
-                self._high = torch.as_tensor(high, dtype=torch.float32)
+                low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+                self._bounds = {low.device: (low, high - low)}  # device -> (low, high - low), each (width,)
         else:
             raise ValueError(f"policies need Discrete, 1-D MultiDiscrete or Box actions, got {space}")
 
@@ -106,10 +107,16 @@ class ActionHead:
             finite = out.isfinite().all(-1, keepdim=True)  # (P, 1): a member fails in every dimension
             picks = torch.stack([part.argmax(-1) for part in out.split(self._splits, -1)], -1)  # (P, dims)
             return torch.where(finite, picks, -1)
-        if self._low is None:
+        if self._bounds is None:
             return out
-        low, high = self._low.to(out.device), self._high.to(out.device)
-        return low + (torch.tanh(out) + 1.0) * 0.5 * (high - low)
+        low, span = self._bounds.get(out.device) or self._upload(out.device)
+        return low + (torch.tanh(out) + 1.0) * 0.5 * span
+
+    def _upload(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bounds on ``device``, copied there once."""
+        low, span = next(iter(self._bounds.values()))
+        self._bounds[device] = (low.to(device), span.to(device))
+        return self._bounds[device]
 
 
 @dataclass

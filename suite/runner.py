@@ -33,6 +33,7 @@ from evoboard.suite.atomic import writing
 from evoboard.suite.backends import backend_class
 from evoboard.suite.backends.local import build_parts
 from evoboard.suite.board import leaderboard
+from evoboard.suite.devices import clock, device_name, set_tf32
 from evoboard.suite.provenance import ELITE, TEST, TRAIN, episode_seeds, git_sha, new_run_id, resolve_device
 from evoboard.suite.rundir import HistoryLog, RunDir
 from evoboard.suite.spec import ResolvedSpec, RunSpec, resolve, spec_from_saved
@@ -79,6 +80,7 @@ class Run:
         self.reporter = reporter
         self.device = resolve_device(self.spec.device)
         torch.set_num_threads(resolved.runner.threads)
+        set_tf32(resolved.runner.tf32)
         try:
             self.parts = build_parts(resolved, self.device)
         except (ValueError, ImportError) as err:
@@ -147,13 +149,18 @@ class Run:
 
     def step(self) -> dict[str, Any]:
         """One generation: ask, decode, evaluate, tell, crown, log, checkpoint."""
-        gen, t0 = self.generation, time.perf_counter()
+        gen, t0 = self.generation, self.clock()
         parent = self.state.best  # the last crowned elite
         genomes, state = self.algorithm.ask(self.state)
-        t1 = time.perf_counter()
+        t1 = self.clock()
         seeds = episode_seeds(self.spec.seed, TRAIN, gen, self.resolved.task.episodes)
+        # Parents beside their children on the same episodes, for the mutation effects. Evaluated first: their
+        # rows are still in the encoding's two-decode cache, and decoding them after the population would evict
+        # the population, which holds the next generation's parents (they would replay from their seeds).
+        references = self.algorithm.references(state)
+        extra = [self.backend.evaluate(references, state, seeds, self.elite_trace)[0]] if references else []
         ev, decode_s = self.backend.evaluate(genomes, state, seeds, self.elite_trace)
-        t2 = t1 + decode_s
+        t2 = t1 + decode_s  # the references' time counts as evaluation, as the population's does
         if ev.failed.sum() > len(genomes) / 2:
             raise RunFailed(
                 f"generation {gen}: {int(ev.failed.sum())} of {len(genomes)} members failed (first: {ev.failure}); "
@@ -162,14 +169,11 @@ class Run:
         if ev.failed.any():
             log.warning("generation %d: %d members failed, fitness -inf (first: %s)", gen, ev.failed.sum(), ev.failure)
         fitness = finite_fitness(ev.fitness)  # failed members: -inf, as tell sees them
-        references, extra = self.algorithm.references(state), []
-        if references:  # parents beside their children on the same episodes, for the mutation effects
-            extra = [self.backend.evaluate(references, state, seeds, self.elite_trace)[0]]
         reference_fitness = finite_fitness(extra[0].fitness) if extra else np.zeros(0)
         metrics = self.algorithm.metrics(state, genomes, fitness, references, reference_fitness)
-        t3 = time.perf_counter()
+        t3 = self.clock()
         state = self.algorithm.tell(state, genomes, fitness)
-        t4 = time.perf_counter()
+        t4 = self.clock()
         candidates = self.algorithm.candidates(state)
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
@@ -178,7 +182,7 @@ class Run:
             state = self.algorithm.crown(state, candidates, reevaluated.fitness)
         if self.normalizer is not None:  # this generation's observations move the next one's normalization
             self.normalizer.update()
-        t5 = time.perf_counter()
+        t5 = self.clock()
 
         self.state = state
         if ev.best_trace is not None:
@@ -202,7 +206,7 @@ class Run:
     ) -> dict[str, Any]:
         """Count generation ``gen`` (begun at perf_counter ``started``; the first evaluation is the
         population's), write its history row and checkpoint; the row's times include the writes."""
-        main, wall = evaluations[0], time.perf_counter() - started
+        main, wall = evaluations[0], self.clock() - started
         frames = sum(e.frames for e in evaluations)
         forwards = sum(e.member_forwards for e in evaluations)
         finite = fitness[np.isfinite(fitness)]
@@ -250,12 +254,12 @@ class Run:
         trainer = self.algorithm.trainer(self.encoding, self.policy, self.spec.seed)
         steps = self.algorithm.steps_per_generation(self.resolved.task.episodes)
         while self.generation < self.spec.generations:
-            gen, t0 = self.generation, time.perf_counter()
+            gen, t0 = self.generation, self.clock()
             seeds = episode_seeds(self.spec.seed, TRAIN, gen, steps)
             evaluations = [trainer.step(self.objective, seed) for seed in seeds]
             fitness = finite_fitness([float(e.fitness[0]) for e in evaluations])
             self.state = self.algorithm.advance(self.state, fitness)
-            self.record(gen, t0, fitness, fitness[-1], evaluations, {"t_evaluate": time.perf_counter() - t0})
+            self.record(gen, t0, fitness, fitness[-1], evaluations, {"t_evaluate": self.clock() - t0})
         return self.conclude(trainer.params(), ())[1]
 
     def count_directly(self) -> dict[str, Any]:
@@ -329,7 +333,7 @@ class Run:
             "population": self.spec.population,
             "generations": self.spec.generations,
             "seed": self.spec.seed,
-            "device": self.device.type,
+            "device": device_name(self.device),
             "search_dims": self.encoding.search_dims,
             "genome_bytes": self.encoding.genome_bytes(best),
             "best_fitness": self.state.best_so_far,
@@ -342,6 +346,10 @@ class Run:
             "frames_per_s": round(self.totals.frames / max(self.elapsed(), 1e-9), 1),
             "config": self.resolved.config_json(),
         }
+
+    def clock(self) -> float:
+        """Seconds on the phase clock, read once the run's device has finished its queued work (CUDA)."""
+        return clock(self.device)
 
     def elapsed(self) -> float:
         """Seconds since this segment was built, plus the earlier segments' (a resumed run)."""

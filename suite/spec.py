@@ -42,6 +42,9 @@ class RunnerOptions:
     """Start from trained weights (a run's elite.safetensors): every initial member is them (dense, sparse)."""
     ensemble: int | None = None
     """After each generation, score the top K children's averaged predictions as one ensemble (off when unset)."""
+    tf32: bool = False
+    """Let CUDA round float32 matmul and convolution inputs to TF32 (~1e-3 relative, faster on Ampere and later);
+    off: full float32, as on the CPU (PyTorch's own default turns it on for cuDNN convolutions). No effect on a CPU."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:

@@ -125,8 +125,9 @@ class RSOTrainer:
             blocks = [b for b in self.encoding.blocks if b.layer == layer.name]
             if not blocks:
                 continue  # not searched (e.g. a low-rank encoding's LayerNorm)
-            coords = torch.cat([torch.arange(b.start, b.stop) for b in blocks])
+            coords = torch.cat([torch.arange(b.start, b.stop) for b in blocks]).to(self.vector.device)
             weights = torch.cat([torch.arange(b.start, b.stop) for b in blocks if b.role != "bias"] or [coords])
+            weights = weights.to(self.vector.device)  # indices on the vector's device: no upload per group
             for lo in range(0, len(coords), self.per_forward):
                 groups.append(Group(layer.name, coords[lo : lo + self.per_forward], weights))
         return groups
@@ -162,7 +163,7 @@ class RSOTrainer:
         """
         k = len(group.coords)
         z = self.vector.expand(2 * k + 1, -1).clone()  # (2k+1, D): member 0 unchanged
-        rows = torch.arange(k)
+        rows = torch.arange(k, device=z.device)
         z[1 + 2 * rows, group.coords] += deltas
         z[2 + 2 * rows, group.coords] -= deltas
         ev = objective(self._actor(z, group.layer), 2 * k + 1, [seed])
@@ -174,7 +175,8 @@ class RSOTrainer:
         if (choice != 0).any():
             single = int(np.argmax(fitness))  # the best single candidate (> base since some choice improved)
             combined = self.vector.clone()
-            combined[group.coords] += torch.as_tensor(choice, dtype=combined.dtype) * deltas
+            signs = torch.as_tensor(choice, dtype=combined.dtype).to(deltas.device)  # (k,) -1, 0 or +1
+            combined[group.coords] += signs * deltas
             if (choice != 0).sum() > 1:
                 check = objective(self._actor(combined.unsqueeze(0), None), 1, [seed])
                 evaluations.append(check)

@@ -6,7 +6,6 @@ per env step; the multi-worker backends build the same ``Parts`` in each worker.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +23,7 @@ from evoboard.agents.encodings.masked import masked, shrinks
 from evoboard.agents.masks import MaskedPolicy, load_mask
 from evoboard.agents.policies import Policy
 from evoboard.envs import Evaluation, Task
+from evoboard.suite.devices import clock
 
 
 @dataclass
@@ -63,9 +63,9 @@ def evaluate_here(
     parts: Parts, genomes: Sequence[Genome], state: AlgorithmState | None, seeds: Sequence[int], elite_trace=None
 ) -> tuple[Evaluation, float]:
     """Decode ``genomes`` and evaluate them in this process: their Evaluation and the seconds decoding took."""
-    t0 = time.perf_counter()
+    t0 = clock(parts.device)  # the device's earlier work is not this decode's
     params = parts.algorithm.decode(parts.encoding, genomes, state)
-    decode_s = time.perf_counter() - t0
+    decode_s = clock(parts.device) - t0  # the decode's kernels finished, not just launched
     actor = PopulationActor(parts.policy, params, parts.device)
     return parts.task.evaluate(actor, len(genomes), seeds, elite_trace), decode_s
 

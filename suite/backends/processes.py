@@ -5,6 +5,8 @@ scheduler; each worker is a spawned Python process that builds its own parts onc
 answers shard requests over a pipe (``evoboard.suite.backends.shards`` decides the shards and the wire format,
 shared with the Ray backend). Measured on this 2-core machine, two processes evaluate
 HalfCheetah-v5 at about 1.7x the raw one-core vector env (``python -m evoboard.suite.ray_bench``).
+On CUDA the default is one process per GPU, each on its own (``placement``): a process per core
+would open a CUDA context per core on one GPU.
 
 Workers ignore Ctrl-C (the driver stops them), die with the driver (daemon processes), and a
 worker that dies mid-evaluation is replaced and its shard re-run.
@@ -23,9 +25,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import torch
+
 from evoboard.errors import RunFailed, WorkerLost
 from evoboard.suite.allocator import keep_freed_memory
 from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.placement import process_placement
 from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
 log = logging.getLogger("evoboard.suite.backends.processes")
@@ -42,7 +47,7 @@ class ProcessOptions:
     """Settings of the process backend; they never change results, so they stay out of ``config``."""
 
     processes: int | None = None
-    """Worker processes; default: the CPUs this process may run on."""
+    """Worker processes; default: the CPUs this process may run on, or one per GPU on cuda (worker k on GPU k)."""
     process_retries: int = 3
     """Times one shard is re-run on a fresh process when its process dies, before the run fails."""
 
@@ -88,19 +93,21 @@ class ProcessBackend(ShardedBackend):
     def __init__(self, parts: Parts, resolved: Any, options: ProcessOptions):
         super().__init__(parts, resolved, options.process_retries, log)
         self.context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-        count = options.processes or len(os.sched_getaffinity(0))
+        gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
+        self.placement = process_placement(self.device.type, options.processes, len(os.sched_getaffinity(0)), gpus)
+        count = self.placement.workers
         self.workers: list[Worker] = []
         try:
-            self.workers = [self._start() for _ in range(count)]
+            self.workers = [self._start(k) for k in range(count)]
             self.pids = [self._ready(k) for k in range(count)]
             self.holdings = [Holdings() for _ in range(count)]
         except BaseException:
             self.close()
             raise
 
-    def _start(self) -> Worker:
+    def _start(self, k: int) -> Worker:
         driver_end, worker_end = self.context.Pipe()
-        args = (worker_end, self.resolved, self.device.type, self.resolved.runner.threads)
+        args = (worker_end, self.resolved, self.placement.devices[k], self.resolved.runner.threads)
         process = self.context.Process(target=serve, args=args, daemon=True, name="evoboard-worker")
         process.start()
         worker_end.close()  # the worker holds its own copy; the driver's would hide the worker's death
@@ -148,7 +155,7 @@ class ProcessBackend(ShardedBackend):
 
     def _restart(self, k: int) -> int:
         self._stop(self.workers[k], timeout=0.0)
-        self.workers[k] = self._start()
+        self.workers[k] = self._start(k)
         try:
             return self._ready(k)
         except ValueError as err:

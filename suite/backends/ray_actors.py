@@ -3,8 +3,9 @@
 Sharding, the wire format and replacing a dead worker are ``evoboard.suite.backends.shards``'s, shared with the
 local process backend; this module is the Ray transport: a local instance listening on
 127.0.0.1 only (or any cluster by address), one actor per shard, and a lost head reported as
-``RayHeadLost``. Every finished generation is checkpointed, so ``evoboard resume`` continues
-a run whose cluster went away.
+``RayHeadLost``. How many actors and how much of a GPU each reserves is ``placement``'s: one actor
+per CPU on the CPU, one actor per GPU on CUDA unless asked for more. Every finished generation
+is checkpointed, so ``evoboard resume`` continues a run whose cluster went away.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ except ImportError as err:  # the message spec.py shows names the extra; this on
 
 from evoboard.errors import WorkerLost
 from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.placement import ray_placement
 from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
 log = logging.getLogger("evoboard.suite.backends.ray_actors")
@@ -55,12 +57,13 @@ class RayOptions:
     """Cluster to join (``auto``, ``HOST:6379``, ``ray://HOST:10001``); default: start a Ray instance on this
     machine, listening on 127.0.0.1 only, with the CPUs the actors ask for, and stop it when the run ends."""
     ray_actors: int | None = None
-    """Evaluation actors; default: as many as the cluster's CPUs allow at ray_cpus_per_actor each (this
-    machine's CPUs for a local instance)."""
+    """Evaluation actors; default: on the CPU as many as the cluster's CPUs allow at ray_cpus_per_actor each
+    (this machine's CPUs for a local instance); on cuda one per GPU."""
     ray_cpus_per_actor: float = 1.0
     """CPUs each actor reserves (its envs step in one thread; torch uses the runner's ``threads``)."""
     ray_gpus_per_actor: float | None = None
-    """GPUs each actor reserves (0.5: two actors share one); default: 1 when the run's device is cuda, else 0."""
+    """GPUs each actor reserves (0.5: two actors share one); default on cuda: 1, or an equal share of the GPUs
+    when ray_actors asks for more actors than GPUs; 0 on the CPU."""
     ray_retries: int = 3
     """Times one shard is re-run on a fresh actor when its actor dies, before the run fails."""
 
@@ -138,22 +141,21 @@ class RayBackend(ShardedBackend):
     def __init__(self, parts: Parts, resolved: Any, options: RayOptions):
         super().__init__(parts, resolved, options.ray_retries, log)
         self.options = options
-        gpus = options.ray_gpus_per_actor
-        self.gpus = (1.0 if self.device.type == "cuda" else 0.0) if gpus is None else gpus
-        if self.device.type == "cuda" and self.gpus == 0:
-            raise ValueError("device cuda needs GPUs on the actors: set ray_gpus_per_actor > 0 (or use --device cpu)")
-        if self.device.type != "cuda" and self.gpus > 0:
-            raise ValueError(f"ray_gpus_per_actor={self.gpus} needs --device cuda (the actors use the run's device)")
+        self.gpus = 0.0
         self.address = options.ray_address
         cpus = options.ray_cpus_per_actor
-        local_actors = options.ray_actors or max(1, int((os.cpu_count() or 1) // cpus))
-        self.owns_connection = connect(self.address, math.ceil(local_actors * cpus))
+        local_cpus = 0
+        if self.address is None:  # a local instance offers this machine's CPUs (as many as the actors ask) and GPUs
+            local = self._placement(os.cpu_count() or 1, local_gpus() if self.device.type == "cuda" else 0)
+            local_cpus = math.ceil(local.workers * cpus)
+        self.owns_connection = connect(self.address, local_cpus)
         self.head = gcs_endpoint()
         self.head_lost = False
         self.actors: list[Any] = []
         try:
             available = ray.cluster_resources()
-            actors = options.ray_actors or max(1, int(available.get("CPU", 0) // cpus))
+            placement = self._placement(available.get("CPU", 0), available.get("GPU", 0))
+            actors, self.gpus = placement.workers, placement.gpus_per_worker
             wanted = {"CPU": actors * cpus, "GPU": actors * self.gpus}
             short = [f"{k} {v:g} (has {available.get(k, 0):g})" for k, v in wanted.items() if v > available.get(k, 0)]
             if short:
@@ -171,6 +173,10 @@ class RayBackend(ShardedBackend):
         except BaseException:
             self.close()
             raise
+
+    def _placement(self, cpus: float, gpus: float):
+        o = self.options
+        return ray_placement(self.device.type, o.ray_actors, cpus, gpus, o.ray_cpus_per_actor, o.ray_gpus_per_actor)
 
     def _new_actor(self) -> Any:
         return RemoteShardWorker.options(num_cpus=self.options.ray_cpus_per_actor, num_gpus=self.gpus).remote(
@@ -246,6 +252,13 @@ class RayBackend(ShardedBackend):
             with contextlib.suppress(Exception):
                 ray.shutdown()
         self.owns_connection = False
+
+
+def local_gpus() -> int:
+    """GPUs torch sees on this machine (what a local Ray instance offers)."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def gcs_endpoint() -> tuple[str, int] | None:

@@ -23,6 +23,7 @@ bytes reach a worker, how a dead one is noticed and replaced) is the backend's o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ from evoboard.agents.encodings import Genome
 from evoboard.envs import Evaluation
 from evoboard.errors import RunFailed, WorkerLost
 from evoboard.suite.backends.local import Parts, build_parts, evaluate_here, merge
+from evoboard.suite.devices import set_tf32
 
 # -- what crosses the wire -----------------------------------------------------------------
 Ref = int | tuple[int, int] | list[int]
@@ -155,12 +157,26 @@ def merge_in_order(evaluations: Sequence[Evaluation], shards: Sequence[Sequence[
     )
 
 
+def state_on(state: Any, device: torch.device | str) -> Any:
+    """``state`` with its tensor fields (an ES mean, sigmas) on ``device``; None stays None.
+
+    The driver sends a search state as CPU tensors, copied off its device once per evaluation rather
+    than pickled from the device once per shard; each worker moves it onto its own device (a pickled
+    CUDA tensor would unpickle onto the GPU it came from, whatever the worker's).
+    """
+    if state is None:
+        return None
+    moved = {key: getattr(state, key).to(device) for key in type(state).tensor_fields}
+    return dataclasses.replace(state, **moved) if moved else state
+
+
 # -- the worker side ----------------------------------------------------------------------
 class ShardWorker:
     """One worker's state (a Ray actor, a process): its own parts, and the genomes of its last two evaluations."""
 
     def __init__(self, resolved: Any, device: str, threads: int):
         torch.set_num_threads(threads)
+        set_tf32(resolved.runner.tf32)
         self.parts: Parts = build_parts(resolved, torch.device(device))
         self.holdings = Holdings()
 
@@ -171,6 +187,7 @@ class ShardWorker:
     def evaluate(self, request: bytes) -> bytes:
         """Evaluate one shard: ``request`` pickles (refs, algorithm state or None, episode seeds, elite trace)."""
         refs, state, seeds, elite_trace = pickle.loads(request)
+        state = state_on(state, self.parts.device)  # it travels as CPU tensors
         genomes = expand(refs, self.holdings.known)
         evaluated = evaluate_here(self.parts, genomes, state, seeds, elite_trace)  # (Evaluation, decode seconds)
         self.holdings.update(genomes)
@@ -234,7 +251,7 @@ class ShardedBackend:
         self.calls += 1
         self._before_evaluate()
         shards = assign(genomes, [h.index for h in self.holdings], len(self.holdings))
-        context = (state if self.needs_state else None, [int(s) for s in seeds], elite_trace)
+        context = (state_on(state, "cpu") if self.needs_state else None, [int(s) for s in seeds], elite_trace)
         pending = {k: self._submit(k, [genomes[i] for i in s], context) for k, s in enumerate(shards) if s}
         if self.on_submit is not None:
             self.on_submit(self.calls, self._handles())

@@ -64,15 +64,21 @@ def _train(task: LotteryTask, seed: int, mask: Path | None, out: Path, device: s
     return run, run.run()
 
 
-def full_state(encoding, state) -> tuple[np.ndarray, np.ndarray | None]:
-    """SNES's mean and sigma over the full (unmasked) vector: pruned weights mean 0, sigma 1 (never scored)."""
-    mean = torch.as_tensor(np.asarray(state.mean), dtype=torch.float64)[None]  # (1, D)
+def full_state(encoding, state) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """SNES's mean and sigma over the full (unmasked) vector, float64 on the state's device: pruned weights
+    mean 0, sigma 1 (never scored). ``host`` brings them to numpy for scoring."""
+    mean = torch.as_tensor(state.mean).to(torch.float64)[None]  # (1, D), where the search kept it
     sigma = getattr(state, "sigma", None)
-    sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)[None] if sigma is not None else None
+    sigma = torch.as_tensor(sigma).to(torch.float64)[None] if sigma is not None else None
     if isinstance(encoding, MaskedSearch):
         mean = encoding.expand(mean)
         sigma = encoding.expand(sigma, fill=1.0) if sigma is not None else None
-    return mean[0].numpy(), sigma[0].numpy() if sigma is not None else None
+    return mean[0], sigma[0] if sigma is not None else None
+
+
+def host(t: torch.Tensor | None) -> np.ndarray | None:
+    """A tensor on any device as a numpy array (one copy to the CPU); None stays None."""
+    return None if t is None else t.detach().cpu().numpy()
 
 
 def _result(task: LotteryTask, method: str, r: int, seed: int, kept: float, row: dict) -> dict:
@@ -89,7 +95,7 @@ def lottery(task: LotteryTask, seed: int, out: Path, device: str, keep_ratio: fl
     for method in pruning.METHODS:
         mask, state, run_encoding = pruning.full_mask(encoding), dense_run.state, encoding
         for r in range(1, task.rounds):
-            mean, sigma = full_state(run_encoding, state)
+            mean, sigma = map(host, full_state(run_encoding, state))
             score = pruning.scores(method, mean, sigma, encoding, seed=1000 * seed + r)
             mask = pruning.prune(score, mask, keep_ratio)
             path = save_mask(masks_dir / f"{task.task.replace('/', '-')}-{method}-s{seed}-r{r}.npz", mask)

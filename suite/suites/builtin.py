@@ -65,3 +65,10 @@ register_suite(
     [],
     procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".reference:run_reference")(out, seeds, device),
 )
+register_suite(
+    "gpu-check",
+    "first thing on a GPU machine: every algorithm kind per task family, weights and fitness against the CPU, "
+    "char-LM and Pong profiled per phase, peak memory (<8 min on an H100); without CUDA a CPU dry run (~1 min)",
+    [],
+    procedure=lambda out, seeds, device: lazy.load("evoboard.suite.speed.gpu_check:run_check")(out, device),
+)
