@@ -25,7 +25,7 @@ from typing import Any
 
 from evoboard.errors import RunFailed, WorkerLost
 from evoboard.suite.allocator import keep_freed_memory
-from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.base import Parts
 from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 
 log = logging.getLogger("evoboard.suite.backends.processes")
