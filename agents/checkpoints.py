@@ -14,7 +14,7 @@ negative first link can never be a seed: it always means "start from this checkp
 
 Export works for every encoding (each form's ``materialize()`` gives dense weights). Import
 as a starting point (``--set init=PATH``) needs an encoding whose search vector is the flat
-weights themselves, in layer order: ``dense`` and ``sparse`` (``INIT_ENCODINGS``).
+weights themselves, in layer order: an encoding that declares ``searches_weights`` (``dense``, ``sparse``).
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from typing import Any
 
 import torch
 
+from evoboard.agents.encodings import declaring
 from evoboard.agents.layers import LayerSpec, PopulationParams
 from evoboard.errors import CheckpointRefused
 
 FORMAT = "evoboard-weights/1"
-INIT_ENCODINGS = ("dense", "sparse")
-"""Encodings whose search vector is the policy's flat weights, so a checkpoint can seed them."""
 
 
 def _safetensors():
@@ -105,10 +104,10 @@ class Checkpoint:
 
     def search_vector(self, encoding) -> torch.Tensor:
         """The flat weights in ``encoding``'s block order (D,): its search vector for dense and sparse encodings."""
-        if encoding.name not in INIT_ENCODINGS:
+        if not encoding.searches_weights:
             raise CheckpointRefused(
-                f"init=PATH needs an encoding whose search vector is the weights ({', '.join(INIT_ENCODINGS)}); "
-                f"encoding {encoding.name} searches other coordinates"
+                f"init=PATH needs an encoding whose search vector is the weights "
+                f"({', '.join(declaring('searches_weights'))}); encoding {encoding.name} searches other coordinates"
             )
         self.check_layers(encoding.policy.layers)
         z = torch.empty(encoding.search_dims, device=encoding.device)

@@ -21,7 +21,7 @@ from evoboard import envs
 from evoboard.agents.algorithms import ALGORITHMS
 from evoboard.agents.encodings import ENCODINGS
 from evoboard.agents.policies import POLICIES
-from evoboard.errors import RunFailed, UsageError, WriteFailed
+from evoboard.errors import EvoboardError, UsageError
 from evoboard.suite.allocator import keep_freed_memory
 from evoboard.suite.board import leaderboard
 from evoboard.suite.board.tables import AGGREGATE_SHOWN, render
@@ -35,7 +35,6 @@ from evoboard.suite.suites import SUITES, Suite, load_suite
 from evoboard.suite.suites.files import check_suite
 from evoboard.suite.tracking import LOGGERS, TensorBoardLog, compose, require
 
-EXIT_USAGE = 2
 LISTS = ["tasks", "encodings", "algorithms", "policies", "suites", "settings"]
 
 
@@ -156,8 +155,11 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"{name:16s} {describe(registry.get(name))}")
 
 
-def run_spec_from(args: argparse.Namespace) -> tuple[RunSpec, str, str | None]:
-    """The spec, output folder and log of ``run``: defaults, then the --config file, then the flags."""
+def run_spec_from(args: argparse.Namespace, settings: dict[str, Any] | None = None) -> tuple[RunSpec, str, str | None]:
+    """The spec, output folder and log of ``run``: defaults, then the --config file, then the flags.
+
+    ``settings`` (typed values from Python, ``evoboard.run``'s keywords) come last, after ``--set``.
+    """
     spec, extra = run_file(args.config) if args.config else (None, {})
     flags = {k: getattr(args, k) for k in SPEC_TYPES if getattr(args, k, None) is not None}
     if spec is None:
@@ -166,7 +168,7 @@ def run_spec_from(args: argparse.Namespace) -> tuple[RunSpec, str, str | None]:
         spec = RunSpec(**flags)
     else:
         spec = dataclasses.replace(spec, **flags)
-    spec = dataclasses.replace(spec, settings={**spec.settings, **parse_sets(args.sets)})
+    spec = dataclasses.replace(spec, settings={**spec.settings, **parse_sets(args.sets), **(settings or {})})
     return spec, args.out or extra.get("out", "results"), args.log or extra.get("log")
 
 
@@ -189,15 +191,19 @@ def execute(run: Run, label: str, log: str | None) -> dict:
         return run.run()
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def run_command(args: argparse.Namespace, settings: dict[str, Any] | None = None) -> tuple[dict, Path]:
+    """``run`` after parsing (the CLI's, or ``evoboard.run``'s): checked in full, then run; its row and run folder."""
     started = time.perf_counter()  # the row's wall_s: from here (after imports) to the row
-    spec, out_name, log = run_spec_from(args)
+    spec, out_name, log = run_spec_from(args, settings)
     require(log)
     out = check_writable(out_name)
-    resolved = resolve(spec)
-    print_row(
-        execute(Run(resolved, out, started=started), f"{spec.task} {spec.encoding}/{spec.algorithm} s{spec.seed}", log)
-    )
+    run = Run(resolve(spec), out, started=started)
+    row = execute(run, f"{spec.task} {spec.encoding}/{spec.algorithm} s{spec.seed}", log)
+    return row, run.run_dir.path
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    print_row(run_command(args)[0])
 
 
 def print_row(row: dict) -> None:
@@ -308,15 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
-    except (UsageError, leaderboard.LeaderboardError) as err:
-        print(f"evoboard: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except RunFailed as err:
-        print(f"evoboard: run failed: {err}", file=sys.stderr)
-        return 1
-    except WriteFailed as err:
-        print(f"evoboard: write failed: {err}", file=sys.stderr)
-        return 1
+    except EvoboardError as err:  # each says its word and exit code: 2 for bad input, 1 for a run cut short
+        print(f"evoboard: {err.label}: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("evoboard: interrupted; resume with `evoboard resume <run folder>`", file=sys.stderr)
         return 130

@@ -31,7 +31,7 @@ from evoboard.envs import Act, Evaluation
 from evoboard.errors import CheckpointError, RunFailed, UsageError, WriteFailed
 from evoboard.suite.atomic import writing
 from evoboard.suite.backends import backend_class
-from evoboard.suite.backends.local import build_parts
+from evoboard.suite.backends.base import build_parts
 from evoboard.suite.board import leaderboard
 from evoboard.suite.devices import clock, device_name, set_tf32
 from evoboard.suite.provenance import ELITE, TEST, TRAIN, episode_seeds, git_sha, new_run_id, resolve_device

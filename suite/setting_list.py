@@ -1,8 +1,8 @@
 """Every ``--set`` key, read from the same option dataclasses ``resolve`` parses against.
 
 ``evoboard list settings`` shows the keys that apply to one choice of task, policy, encoding,
-algorithm and backend; ``settings_markdown`` renders README's table of every key of every
-registered component, so the README cannot drift from the code (a test compares them).
+algorithm and backend; ``settings_markdown`` renders docs/settings.md's table of every key of every
+registered component, so the docs cannot drift from the code (tests/test_docs.py compares them).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def render_settings(settings: list[Setting]) -> str:
 
 
 def settings_markdown() -> str:
-    """README's table of every ``--set`` key: key, component, type, default, meaning."""
+    """docs/settings.md's table of every ``--set`` key: key, component, type, default, meaning."""
     rows = ["| key | component | type | default | meaning |", "|---|---|---|---|---|"]
     for s in every_setting():
         doc = s.doc.replace("|", "\\|")

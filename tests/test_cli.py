@@ -8,7 +8,7 @@ import torch
 
 from evoboard.suite.board.leaderboard import COLUMNS
 from evoboard.suite.cli import build_parser, main
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 
 RUN = ["run", "--task", "CartPole-v1", "--population", "4", "--generations", "1", "--set", "max_steps=20"]
 
@@ -195,15 +195,3 @@ def test_help_gives_every_option_a_meaning_and_run_its_defaults(command, capsys)
     if command == "run":
         text = " ".join(sub.format_help().split())  # argparse wraps lines
         assert "(default: 32)" in text and "(default: 10)" in text and "default: dense)" in text
-
-
-def test_readme_settings_table_is_the_generated_one():
-    from evoboard.suite.setting_list import settings_markdown
-
-    table = settings_markdown()
-    readme = (REPO / "README.md").read_text()
-    header = table.splitlines()[0]
-    assert header in readme, "paste `python -m evoboard.suite.setting_list` into README.md"
-    start = readme.index(header)
-    shown = readme[start:].split("\n\n")[0].strip()
-    assert shown == table

@@ -12,7 +12,7 @@ import torch
 from evoboard import envs
 from evoboard.agents import PopulationActor, checkpoints, encodings, make_policy
 from evoboard.errors import UsageError
-from evoboard.suite.backends.local import build_parts
+from evoboard.suite.backends.base import build_parts
 from evoboard.suite.runner import Run
 from evoboard.suite.spec import RunSpec, resolve
 from evoboard.suite.studies.ensembles import COLUMNS, ChildEnsembles, EnsembleActor, select

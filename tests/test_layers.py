@@ -120,7 +120,7 @@ def torch_threads(request):
 def test_a_members_cnn_output_does_not_depend_on_who_shares_its_batch(encoding, torch_threads):
     """Backends shard members differently and the actor gathers the ones still running, so a
     member's logits must be the same bits alone, in a few, and in the whole population.
-    (lowrank-perturb's shared layers do not promise this yet: README, "Every core".)"""
+    (lowrank-perturb's shared layers do not promise this yet: docs/backends.md, "Every core".)"""
     screen = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     policy = make_policy("nature_cnn", screen, gym.spaces.Discrete(6))
     params = make_encoding(encoding, policy).decode([(0, 100 + i) for i in range(32)])

@@ -24,7 +24,8 @@ from evoboard.agents.encodings import ENCODINGS
 from evoboard.agents.policies import POLICIES
 from evoboard.errors import UsageError
 from evoboard.suite.backends import BACKENDS, backend_class, shards
-from evoboard.suite.backends.local import build_parts, evaluate_here
+from evoboard.suite.backends.base import build_parts
+from evoboard.suite.backends.local import evaluate_here
 from evoboard.suite.backends.processes import ProcessOptions
 from evoboard.suite.board import leaderboard
 from evoboard.suite.runner import Run

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from evoboard.agents.encodings import declaring
 from evoboard.agents.encodings.base import MAX_SEED, Genome
 
 
@@ -188,16 +189,19 @@ class VectorSearch(SearchAlgorithm):
     Its genomes are keys, not seed chains, so a worker decoding them needs the state too.
     """
 
-    supported: ClassVar[tuple[str, ...]] = ()
-    """Names of the encodings whose mutation noise the update is correct for."""
+    needs: ClassVar[str] = ""
+    """The capability an encoding must declare for the update to be correct (``"uncorrelated_noise"``, ...)."""
 
     encoding = None
 
     def bind(self, encoding) -> None:
         """Search ``encoding``'s vector space; ValueError (one line) for an encoding the math does not fit."""
-        if encoding.name not in self.supported:
-            valid = ", ".join(sorted(self.supported))
-            raise ValueError(f"algorithm {self.name} does not support encoding {encoding.name!r}; supported: {valid}")
+        if self.needs and not getattr(encoding, self.needs, False):
+            valid = ", ".join(declaring(self.needs))
+            raise ValueError(
+                f"algorithm {self.name} does not support encoding {encoding.name!r}: it needs an encoding "
+                f"that declares {self.needs} ({valid})"
+            )
         self.encoding = encoding
 
     @abstractmethod

@@ -77,7 +77,7 @@ class MeanSearch(VectorSearch):
     ``init``; the runner binds it when it builds a run.
     """
 
-    supported: ClassVar[tuple[str, ...]] = ("dense", "lowrank", "lowrank-perturb", "small_dense")
+    needs: ClassVar[str] = "uncorrelated_noise"  # the estimator needs unit-variance, uncorrelated directions
 
     encoding: SeedChainEncoding | None = None
 

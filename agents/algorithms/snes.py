@@ -65,7 +65,7 @@ class SNES(MeanSearch):
     name = "snes"
     Options = SNESOptions
     State = SNESState
-    supported = ("dense", "lowrank", "small_dense")  # independent noise per dimension, as the per-parameter sigma needs
+    needs = "independent_noise"  # independent noise per dimension, as the per-parameter sigma needs
 
     def init(self, seed: int) -> SNESState:
         init_seed, mean = self.initial_mean(seed)

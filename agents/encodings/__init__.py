@@ -20,10 +20,15 @@ ENCODINGS.register("sparse")(SparseEncoding)
 ENCODINGS.register("small_dense")(SmallDenseEncoding)
 
 
+def declaring(capability: str) -> list[str]:
+    """Names of the registered encodings whose class declares ``capability`` (``"searches_weights"``, ...)."""
+    return [name for name in ENCODINGS.names() if getattr(ENCODINGS.get(name), capability, False)]
+
+
 def make(name: str, policy, options=None, device: str | torch.device = "cpu") -> Encoding:
     """An encoding for ``policy``; ``options`` defaults to the encoding's own defaults."""
     cls = ENCODINGS.get(name)
     return cls(policy, options if options is not None else cls.Options(), torch.device(device))
 
 
-__all__ = ["ENCODINGS", "Encoding", "EncodingOptions", "Genome", "SeedChainEncoding", "make"]
+__all__ = ["ENCODINGS", "Encoding", "EncodingOptions", "Genome", "SeedChainEncoding", "declaring", "make"]

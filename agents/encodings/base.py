@@ -111,6 +111,17 @@ class Encoding(ABC):
     name: ClassVar[str]
     Options: ClassVar[type]
 
+    # What the encoding can do, declared by its class (a subclass inherits them; ``False`` makes no promise).
+    # The algorithms, checkpoints and masks read these; tests/test_capabilities.py holds every
+    # registered encoding (plugins included) to what it declares.
+    uncorrelated_noise: ClassVar[bool] = False
+    """``direction(seed)`` has zero-mean, unit-variance, uncorrelated entries: OpenAI-ES's gradient estimate holds."""
+    independent_noise: ClassVar[bool] = False
+    """``direction(seed)`` is standard normal, independent per search dimension: SNES's per-dimension sigma needs it."""
+    searches_weights: ClassVar[bool] = False
+    """The search vector is the policy's own tensors, block by block as dense weights: a checkpoint can start it
+    (``--set init``) and a mask can shrink it (``--set mask``)."""
+
     search_dims: int
 
     @abstractmethod

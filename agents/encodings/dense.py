@@ -28,6 +28,8 @@ class DenseEncoding(SeedChainEncoding):
 
     name = "dense"
     Options = DenseOptions
+    uncorrelated_noise = independent_noise = True  # the default direction: N(0, I) in the weights
+    searches_weights = True
 
     @cached_property
     def _mutation_scale(self) -> torch.Tensor:

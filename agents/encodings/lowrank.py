@@ -180,6 +180,7 @@ class LowRankEncoding(SeedChainEncoding):
 
     name = "lowrank"
     Options = LowRankOptions
+    uncorrelated_noise = independent_noise = True  # N(0, I) in the factors and biases (its search vector)
 
     def __init__(self, policy, options: LowRankOptions, device: torch.device):
         self.ranks = plan_factorization(policy.layers, options)  # layer name -> rank, factorized layers only

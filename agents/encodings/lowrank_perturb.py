@@ -52,6 +52,7 @@ class LowRankPerturbEncoding(SeedChainEncoding):
 
     name = "lowrank-perturb"
     Options = LowRankPerturbOptions
+    uncorrelated_noise = True  # rank-r A B^T / sqrt(r): unit variance, uncorrelated, not independent
 
     def __init__(self, policy, options: LowRankPerturbOptions, device: torch.device):
         self.ranks = perturbation_ranks(policy.layers, options.perturb_rank)

@@ -4,8 +4,9 @@ Lange & Sprekeler 2023, "Lottery Tickets in Evolutionary Optimization". Their co
 (es-lottery, ``MaskedParameterReshaper``) flattens only the parameters a mask keeps, and the
 strategy is built on that count, so SNES's sigma learning rate, the noise and the search
 dimension all follow the surviving D. Evoboard does the same for the encodings whose search
-vector is the network's weights (``dense``, ``sparse``): ``masked(encoding, mask)`` is that
-encoding with every masked layer's weight block cut down to its kept entries (biases and norms
+vector is the network's weights (those that declare ``searches_weights``: ``dense``, ``sparse``,
+and any plugin that does): ``masked(encoding, mask)`` is that encoding's class with ``MaskedSearch``
+mixed in before it, every masked layer's weight block cut down to its kept entries (biases and norms
 stay whole). Its mutation is the wrapped encoding's own, run on the shorter vector (a sparse
 child mutates a fraction p of a layer's *surviving* parameters); ``to_params`` scatters the
 vector into the full one with pruned weights fixed at exactly zero. A member's initial vector
@@ -20,14 +21,14 @@ them, and a run with ``--set mask=PATH`` applies their mask in the forward pass 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
+from evoboard.agents.encodings import declaring
 from evoboard.agents.encodings.base import SeedChainEncoding
-from evoboard.agents.encodings.dense import DenseEncoding
-from evoboard.agents.encodings.sparse import SparseEncoding
 from evoboard.agents.layers import PopulationParams, TensorSpec
 from evoboard.agents.masks import check_mask
 
@@ -87,27 +88,23 @@ class MaskedSearch(SeedChainEncoding):
         return self.unmasked.to_params(self.expand(z))
 
 
-class MaskedDense(MaskedSearch, DenseEncoding):
-    """Dense mutation of the surviving weights only."""
-
-
-class MaskedSparse(MaskedSearch, SparseEncoding):
-    """Sparse mutation of a fraction p of each layer's surviving parameters."""
-
-
-MASKED: dict[type[SeedChainEncoding], type[MaskedSearch]] = {DenseEncoding: MaskedDense, SparseEncoding: MaskedSparse}
+@functools.cache
+def masked_class(cls: type[SeedChainEncoding]) -> type[MaskedSearch]:
+    """``cls`` searching only a mask's kept weights: ``MaskedSearch`` mixed in before it (one class per ``cls``)."""
+    doc = f"{cls.__name__} mutating only the weights a mask keeps."
+    return type(f"Masked{cls.__name__}", (MaskedSearch, cls), {"__doc__": doc, "__module__": __name__})
 
 
 def shrinks(encoding) -> bool:
-    """Whether a mask can shrink ``encoding``'s search (its search vector is the weights)."""
-    return type(encoding) in MASKED
+    """Whether a mask can shrink ``encoding``'s search (its search vector is the weights, not yet masked)."""
+    return encoding.searches_weights and not isinstance(encoding, MaskedSearch)
 
 
 def masked(encoding: SeedChainEncoding, mask: Mapping[str, np.ndarray]) -> MaskedSearch:
     """``encoding`` searching only the weights ``mask`` keeps; ValueError (one line) for other encodings."""
     if not shrinks(encoding):
-        valid = ", ".join(cls.name for cls in MASKED)
+        valid = ", ".join(declaring("searches_weights"))
         raise ValueError(f"a mask shrinks the search of encodings that search weights ({valid}), not {encoding.name}")
     if encoding.root is not None:
         raise ValueError("mask the encoding before rooting it at a checkpoint (start_from)")
-    return MASKED[type(encoding)](encoding.policy, encoding.options, encoding.device, mask)
+    return masked_class(type(encoding))(encoding.policy, encoding.options, encoding.device, mask)

@@ -61,6 +61,7 @@ class SmallDenseEncoding(DenseEncoding):
 
     name = "small_dense"
     Options = SmallDenseOptions
+    searches_weights = False  # the weights of a narrower network, not the policy's
 
     def __init__(self, policy, options: SmallDenseOptions, device: torch.device):
         narrow, self.target_dims = matched_policy(policy, options)

@@ -98,6 +98,7 @@ class SparseEncoding(SeedChainEncoding):
 
     name = "sparse"
     Options = SparseOptions
+    searches_weights = True  # its noise is masked, not Gaussian on every coordinate: no ES
 
     def __init__(self, policy, options: SparseOptions, device: torch.device):
         names = [layer.name for layer in policy.layers]

@@ -1,62 +1,23 @@
-"""The local backend, and the parts every backend builds from a resolved spec.
+"""The local backend: a generation's genomes decoded and evaluated in this process.
 
-The local backend decodes a generation's genomes in this process and runs one batched forward
-per env step; the multi-worker backends build the same ``Parts`` in each worker.
+It runs one batched forward per env step; ``evaluate_here`` is also what each worker of the
+multi-worker backends runs on its shard, and ``merge`` joins their shards' Evaluations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import torch
 
-from evoboard import envs
-from evoboard.agents import PopulationActor, checkpoints, make_policy
-from evoboard.agents import algorithms as algorithm_registry
-from evoboard.agents import encodings as encoding_registry
-from evoboard.agents.algorithms import Algorithm, AlgorithmState, VectorSearch
-from evoboard.agents.encodings import Encoding, Genome
-from evoboard.agents.encodings.masked import masked, shrinks
-from evoboard.agents.masks import MaskedPolicy, load_mask
-from evoboard.agents.policies import Policy
-from evoboard.envs import Evaluation, Task
+from evoboard.agents import PopulationActor
+from evoboard.agents.algorithms import AlgorithmState
+from evoboard.agents.encodings import Genome
+from evoboard.envs import Evaluation
+from evoboard.suite.backends.base import Parts
 from evoboard.suite.devices import clock
-
-
-@dataclass
-class Parts:
-    """Everything a worker needs to turn genomes into fitness."""
-
-    task: Task
-    policy: Policy
-    encoding: Encoding
-    algorithm: Algorithm
-    device: torch.device
-
-
-def build_parts(resolved: Any, device: torch.device) -> Parts:
-    """The task, policy, encoding and algorithm of a resolved spec (ValueError/ImportError if impossible)."""
-    spec = resolved.spec
-    task = envs.make(spec.task, resolved.task)
-    policy = make_policy(spec.policy, task.observation_space, task.action_space, resolved.policy)
-    mask = load_mask(resolved.runner.mask) if resolved.runner.mask is not None else None
-    if mask is not None:  # a lottery ticket: every member's masked weights are zero
-        policy = MaskedPolicy(policy, mask)
-    encoding = encoding_registry.make(spec.encoding, policy, resolved.encoding, device)
-    start = checkpoints.load(resolved.runner.init) if resolved.runner.init is not None else None
-    vector = start.search_vector(encoding) if start is not None else None  # (D_full,) before any mask
-    if mask is not None and shrinks(encoding):  # the search holds only the surviving weights
-        encoding = masked(encoding, mask)
-        vector = encoding.restrict(vector) if vector is not None else None
-    if start is not None:  # a pretrained start: genomes are rooted at the checkpoint's link
-        encoding.start_from(start.link, vector)
-    algorithm = algorithm_registry.make(spec.algorithm, spec.population, resolved.algorithm)
-    if isinstance(algorithm, VectorSearch):  # an evolution strategy searches around a mean in the encoding's space
-        algorithm.bind(encoding)
-    return Parts(task, policy, encoding, algorithm, device)
 
 
 def evaluate_here(
@@ -68,18 +29,6 @@ def evaluate_here(
     decode_s = clock(parts.device) - t0  # the decode's kernels finished, not just launched
     actor = PopulationActor(parts.policy, params, parts.device)
     return parts.task.evaluate(actor, len(genomes), seeds, elite_trace), decode_s
-
-
-class Backend(Protocol):
-    """Evaluates whole generations; built once per run from the run's parts and spec."""
-
-    def evaluate(
-        self, genomes: Sequence[Genome], state: AlgorithmState | None, seeds: Sequence[int], elite_trace=None
-    ) -> tuple[Evaluation, float]:
-        """The members' Evaluation and the seconds spent decoding them (the slowest worker's, when sharded)."""
-        ...
-
-    def close(self) -> None: ...
 
 
 @dataclass

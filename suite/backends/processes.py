@@ -29,7 +29,7 @@ import torch
 
 from evoboard.errors import RunFailed, WorkerLost
 from evoboard.suite.allocator import keep_freed_memory
-from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.base import Parts
 from evoboard.suite.backends.placement import process_placement
 from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 

@@ -28,7 +28,7 @@ except ImportError as err:  # the message spec.py shows names the extra; this on
     raise ImportError('the Ray backend needs ray: pip install -e ".[ray]"', name="ray") from err
 
 from evoboard.errors import WorkerLost
-from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.base import Parts
 from evoboard.suite.backends.placement import ray_placement
 from evoboard.suite.backends.shards import Holdings, ShardedBackend, ShardWorker
 

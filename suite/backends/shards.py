@@ -12,7 +12,7 @@ genomes of its last two evaluations, the same two the encoding caches) and sends
 the worker that decoded its parent, up to an even share of the population; the rest go, siblings
 together, to the worker with the most room, which replays their parents from seeds. Per-member
 fitness does not depend on which members share a batch as long as the policy's forward gives each
-member the same bits in any batch (every form but lowrank-perturb's shared layers, see README),
+member the same bits in any batch (every form but lowrank-perturb's shared layers, see docs/backends.md),
 so results equal ``--backend local``'s whatever the assignment; shards are merged back
 into member order.
 
@@ -39,7 +39,8 @@ from evoboard.agents.algorithms import VectorSearch
 from evoboard.agents.encodings import Genome
 from evoboard.envs import Evaluation
 from evoboard.errors import RunFailed, WorkerLost
-from evoboard.suite.backends.local import Parts, build_parts, evaluate_here, merge
+from evoboard.suite.backends.base import Parts, build_parts
+from evoboard.suite.backends.local import evaluate_here, merge
 from evoboard.suite.devices import set_tf32
 
 # -- what crosses the wire -----------------------------------------------------------------

@@ -33,7 +33,7 @@ from evoboard import envs
 from evoboard.agents import PopulationActor, make_policy
 from evoboard.agents.encodings import make as make_encoding
 from evoboard.envs.quiet import quiet_mujoco
-from evoboard.suite.backends.local import build_parts
+from evoboard.suite.backends.base import build_parts
 from evoboard.suite.publish import machine, markdown_table, publish
 from evoboard.suite.settings import build_options
 from evoboard.suite.spec import RunSpec, resolve

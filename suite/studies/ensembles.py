@@ -51,7 +51,7 @@ from evoboard.agents.algorithms import SearchAlgorithm, VectorSearch
 from evoboard.agents.encodings import Genome, SeedChainEncoding
 from evoboard.agents.layers import PopulationParams
 from evoboard.agents.policies import greedy_actions
-from evoboard.suite.backends.local import Parts
+from evoboard.suite.backends.base import Parts
 from evoboard.suite.board.leaderboard import write_csv
 
 COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ensemble_score"]

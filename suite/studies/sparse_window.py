@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from evoboard.agents import PopulationActor
-from evoboard.suite.backends.local import build_parts
+from evoboard.suite.backends.base import build_parts
 from evoboard.suite.provenance import resolve_device
 from evoboard.suite.publish import publish, pyplot
 from evoboard.suite.spec import RunSpec, resolve
