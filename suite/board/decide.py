@@ -11,15 +11,17 @@ intervals, not decisions), so a claim is decided by an exact permutation test in
   signed-rank test on the differences within each pair (zeros dropped, midranks for ties),
   stratified by task the same way: every assignment of signs, exactly.
 
-Both give two one-sided p-values, one per direction of the claim. Holm's step-down correction
-(Holm 1979) is applied to each direction separately over the claims of one study, so the chance of
-any false "reproduced" in a study is at most ``ALPHA``, and so is that of any false
-"not reproduced". ``evoboard bench verdict-calibration`` measures both by simulation. A test is
+Both give two one-sided p-values, one per direction of the claim, each compared with ``ALPHA``
+(0.025: a two-sided 5% test). Holm's step-down correction (Holm 1979) is applied to each direction
+separately over the claims of one study, so the chance of any false "reproduced" in a study is at
+most 0.025, and so is that of any false "not reproduced". ``evoboard bench verdict-calibration``
+measures both by simulation. A test is
 invariant to any increasing per-task transform, so normalizing scores before pooling tasks
 changes the reported IQMs but never a p-value.
 
 Limit worth knowing: with n pairs the smallest one-sided p-value is 1/2^n (1/32 at n=5), so a
-paired claim at 5 seeds in a study of two or more claims cannot pass Holm's first step (0.025).
+paired claim at 5 seeds can never be decided; 6 pairs (1/64) decide one claim alone, 10 (1/1024) a
+study of several.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as sps
 
-ALPHA = 0.05
-"""Each direction's family-wise error rate per study."""
+ALPHA = 0.025
+"""Each direction's family-wise error rate per study: 0.05 two-sided, so that a simulated false-verdict rate
+at no true difference stays below 5% each way with room for the simulation's own noise."""
+FLOOR_ALPHA = 0.05
+"""One-sided level at which a variant beats its floor (a gate withholds a verdict; it never makes one)."""
 REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "undecided"
 WAITING = "waiting for the re-run"
 

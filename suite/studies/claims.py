@@ -11,9 +11,9 @@ setting of ``config`` as a column too) or a CSV the study wrote (``lottery``, ``
   keys, run i of X is paired with run i of Y (a child with its parent, two masks of one init, two
   variants whose runs share what the seed fixes: init, minibatches, episodes).
 - **The decision** is an exact test (``evoboard.suite.board.decide``: stratified Mann-Whitney, or
-  Wilcoxon signed-rank for pairs), one-sided each way, Holm-corrected over the claims of the study.
+  Wilcoxon signed-rank for pairs), one-sided each way at 0.025, Holm-corrected over the claims of the study.
 - **Floors**: a claim is decided, either way, only when each variant it compares beats its floor
-  (``requires``: one-sided exact test at ``ALPHA``, e.g. random search, unigram, chance accuracy).
+  (``requires``: one-sided exact test at 0.05, e.g. random search, unigram, chance accuracy).
   A budget that cannot confirm a finding cannot refute it either.
 - **Pooling**: IQMs over several tasks pool normalized scores, (score - floor) / (reference - floor)
   per task (``Scale``); the test itself is per-task ranks and needs no normalization.
@@ -79,7 +79,7 @@ class Claim:
     paper: str
     test: Comparison
     requires: tuple[Comparison, ...] = field(default_factory=tuple)
-    """Each compared variant against its floor; each must be won one-sided at ``decide.ALPHA``."""
+    """Each compared variant against its floor; each must be won one-sided at ``decide.FLOOR_ALPHA``."""
     scale: Scale | None = None
     """How the IQMs pool tasks (None: raw values, for one task or a value in the same units on each)."""
     waiting: str = ""
@@ -176,7 +176,7 @@ def measure(folder: str | Path, comparison: Comparison, scale: Scale | None = No
     ys = {t: v.dropna() for t, v in ys.items() if t in tasks and v.notna().any()}
     both = [t for t in tasks if t in xs and t in ys]
     out: dict[str, Any] = {"x": x.label, "y": y.label, "tasks": ", ".join(both or tasks),
-                           "n_x": sum(len(xs[t]) for t in both), "n_y": sum(len(ys[t]) for t in both),
+                           "n_x": sum(len(xs[t]) for t in (both or xs)), "n_y": sum(len(ys[t]) for t in (both or ys)),
                            "missing_x": missing_x, "missing_y": missing_y, "design": "", "test": "",
                            "normalization": "", **dict.fromkeys(NAN_FIELDS, float("nan"))}  # fmt: skip
     if not both:
@@ -222,7 +222,7 @@ def _floors(folder: str | Path, claim: Claim, seed: int) -> tuple[str, str]:
             failed = failed or f"floor not measured: {c.x.label} vs {c.y.label}"
             continue
         texts.append(f"P({c.x.label} > {c.y.label}) = {r['effect']:.2f}, p = {r['p_greater']:.3g}")
-        if r["p_greater"] > decide.ALPHA and not failed:
+        if r["p_greater"] > decide.FLOOR_ALPHA and not failed:
             failed = f"floor not beaten: {c.x.label} vs {c.y.label} (P = {r['effect']:.2f}, p = {r['p_greater']:.3g})"
     return "; ".join(texts), failed
 

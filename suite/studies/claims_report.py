@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evoboard.suite.board.decide import ALPHA
+from evoboard.suite.board.decide import ALPHA, FLOOR_ALPHA
 from evoboard.suite.board.stats import performance_profile
 from evoboard.suite.publish import markdown_table, publish, pyplot
 from evoboard.suite.studies.claims import Claim, _higher, evaluate_claims, read_table, select, strata
@@ -16,10 +16,12 @@ from evoboard.suite.studies.claims import Claim, _higher, evaluate_claims, read_
 COLUMNS = ["finding", "paper", "x", "y", "tasks", "normalization", "n_x", "n_y", "missing_x", "missing_y", "design",
            "test", "effect", "p_low", "p_high", "p_greater", "p_less", "p_adjusted", "x_iqm", "x_low", "x_high",
            "y_iqm", "y_low", "y_high", "floors", "verdict", "reason"]  # fmt: skip
-RULE = (f"Verdicts: exact one-sided tests each way (stratified Mann-Whitney; Wilcoxon signed-rank for pairs), "
-        f"Holm-corrected over the tested claims of each study, at {ALPHA:g} each way; a claim is decided only when "
-        f"each compared variant beats its floor (one-sided, {ALPHA:g}). P(X > Y) and IQM intervals: 95% percentile "
-        f"stratified bootstrap, 50,000 resamples. See docs/claims.md.")  # fmt: skip
+RULE = (
+    f"Verdicts: exact one-sided tests each way at {ALPHA:g} (0.05 two-sided; stratified Mann-Whitney, Wilcoxon "
+    f"signed-rank for pairs), Holm-corrected over the tested claims of each study; a claim is decided only when "
+    f"each compared variant beats its floor (one-sided, {FLOOR_ALPHA:g}). P(X > Y) and IQM intervals: 95% "
+    f"percentile stratified bootstrap, 50,000 resamples. See docs/claims.md."
+)
 
 
 def _ci(point: float, low: float, high: float) -> str:
