@@ -46,7 +46,7 @@ register_suite(
 )
 register_suite(
     "verdict-calibration",
-    "the claims' decision rule on 2,000 simulated studies per (n, effect): false-verdict rates and power (~1 min)",
+    "the claims' decision rule on 2,000 simulated studies per (n, effect): false-verdict rates and power (~2 min)",
     [],
     procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".calibration:run_calibration")(out, seeds, device),
 )

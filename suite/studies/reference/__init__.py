@@ -5,7 +5,8 @@ the claims it tests (``evoboard.suite.studies.claims``). ``evoboard bench <study
 into ``DIR/<study>/`` (leaderboard, runs with their history, ``report/`` with plots) and writes
 ``claims.md``, ``claims.csv`` and ``profile.png`` there; ``evoboard bench reference`` runs all of them
 and writes the claims table of every study into ``DIR/claims.md``; ``python -m evoboard.suite.studies.reference DIR``
-writes that file from studies run one by one.
+writes that file from studies run one by one (``--rederive NOTE``: after testing every claim again on the rows
+already there). How a claim is decided: ``evoboard.suite.board.decide`` and docs/claims.md.
 """
 
 from __future__ import annotations

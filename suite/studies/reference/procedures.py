@@ -19,6 +19,7 @@ over several seeds (parents), each writing the per-seed table its claims read.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,11 +27,14 @@ import torch
 
 from evoboard.suite.publish import publish
 
+if TYPE_CHECKING:
+    from evoboard.suite.studies.lottery import LotteryTask
+
 TOLERANCE = 0.05
 """Children within this much test accuracy of their parent are "near" it (the window's edge)."""
 
 
-def ticket_tasks():
+def ticket_tasks() -> tuple[LotteryTask, ...]:
     """The lottery's tasks and budgets in the lange-tickets study."""
     from evoboard.suite.studies.lottery import LotteryTask
 
@@ -40,7 +44,7 @@ def ticket_tasks():
     )
 
 
-def tickets(folder: Path, seeds: int, device: str, tasks=None) -> pd.DataFrame:
+def tickets(folder: Path, seeds: int, device: str, tasks: tuple[LotteryTask, ...] | None = None) -> pd.DataFrame:
     """Lottery rounds on digits and Acrobot-v1 (or ``tasks``), then the final tickets trained by openai-es and adam."""
     from evoboard.suite.runner import Run
     from evoboard.suite.spec import RunSpec, resolve
