@@ -41,9 +41,9 @@ class EpisodeOptions(Checked):
     patience: int | None = bounded(None, ge=1)
     """Cut an episode after this many steps in a row without positive reward (off when unset)."""
     elite_margin: float | None = bounded(None, ge=0, finite=True)
-    """Cut an episode whose running return falls this far below the last crowned elite's at the same step (off when
-    unset). The elite's trace is its running return on its first re-evaluation episode of the previous generation
-    (the generation's best member's first episode where an algorithm re-evaluates nothing, as ES)."""
+    """Cut an episode whose running return falls this far below the last elite's at the same step (off when unset)."""
+    # The elite's own trace: its running return on its first re-evaluation episode of the previous generation (the
+    # generation's best member's first episode where an algorithm re-evaluates nothing, as ES); see envs/episodes.py.
     max_envs: int = bounded(256, ge=1)
     """Environments stepped side by side; further (member, episode) jobs wait and take freed slots."""
 

@@ -217,3 +217,23 @@ def test_the_elite_trace_is_the_crowned_elites_own_reevaluation_episode(tmp_path
     finally:
         run.backend.close()
         run.task.close()
+
+
+# -- the calibration ------------------------------------------------------------------------------
+def test_calibration_rates_sum_to_one_and_find_a_large_effect():
+    from evoboard.suite.studies.calibration import COLUMNS, rates
+
+    row = rates(10, 3.0, studies=200)
+    assert list(row) == COLUMNS
+    assert row["reproduced_rate"] + row["not_reproduced_rate"] + row["undecided_rate"] == pytest.approx(1.0)
+    assert row["reproduced_rate"] > 0.9 and row["not_reproduced_rate"] == 0.0
+    assert rates(5, 3.0, studies=50, paired=True)["undecided_rate"] == 1.0  # 5 pairs: p >= 1/32 > 0.025
+
+
+def test_the_committed_calibration_keeps_each_false_verdict_at_most_5_percent():
+    from pathlib import Path
+
+    table = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "reference" / "verdict_calibration.csv")
+    null = table[table["effect"] == 0.0]
+    assert sorted(null["n"]) == [5, 10, 20] and (table["effect"] > 0).groupby(table["n"]).sum().min() >= 2
+    assert (null["reproduced_rate"] <= 0.05).all() and (null["not_reproduced_rate"] <= 0.05).all()
