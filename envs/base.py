@@ -42,6 +42,8 @@ class EpisodeOptions(Checked):
     """Cut an episode after this many steps in a row without positive reward (off when unset)."""
     elite_margin: float | None = bounded(None, ge=0, finite=True)
     """Cut an episode whose running return falls this far below the last elite's at the same step (off when unset)."""
+    # The elite's own trace: its running return on its first re-evaluation episode of the previous generation (the
+    # generation's best member's first episode where an algorithm re-evaluates nothing, as ES); see envs/episodes.py.
     max_envs: int = bounded(256, ge=1)
     """Environments stepped side by side; further (member, episode) jobs wait and take freed slots."""
 
@@ -57,7 +59,7 @@ class Evaluation:
     frames: int  # frames used (env steps x frames per step)
     frames_saved: int  # frames the cut episodes had left under the step budget
     member_forwards: int  # one per member per step it was still running
-    best_trace: np.ndarray | None = None  # running return of the best member's first episode, per step
+    best_trace: np.ndarray | None = None  # running return of the best member's (the first best) first episode
     failed: np.ndarray | None = None  # (P,) True where an episode raised or the member's output was not finite
     failure: str | None = None  # the first failure's message, for the log
     timings: dict[str, float] = field(default_factory=dict)  # seconds spent in phases, e.g. "decode"

@@ -5,7 +5,8 @@ Rules (all optional, composable, recorded in the spec):
 - the env's own end, and the per-episode step budget;
 - ``patience``: no positive reward for K steps in a row (Garbus & Pollack's CarRacing rule);
 - ``elite_margin``: the running return falls more than the margin below what the last
-  elite had at the same step.
+  crowned elite had at the same step (the runner passes the elite's own trace: its first
+  re-evaluation episode; ``Evaluation.best_trace`` of that re-evaluation).
 A cut episode keeps the return it had; ``frames_saved`` counts the steps it had left.
 A failed episode (the env raised, or the member's action or the env's reward was not finite)
 ends at once and gives its member fitness -inf, so one bad member cannot stop a generation.

@@ -174,10 +174,10 @@ class Run:
         t3 = self.clock()
         state = self.algorithm.tell(state, genomes, fitness)
         t4 = self.clock()
-        candidates = self.algorithm.candidates(state)
+        candidates, crowned = self.algorithm.candidates(state), ev
         if candidates:
             seeds = episode_seeds(self.spec.seed, ELITE, gen, self.algorithm.reevaluation_episodes)
-            reevaluated = self.backend.evaluate(candidates, state, seeds)[0]
+            reevaluated = crowned = self.backend.evaluate(candidates, state, seeds)[0]
             extra.append(reevaluated)
             state = self.algorithm.crown(state, candidates, reevaluated.fitness)
         if self.normalizer is not None:  # this generation's observations move the next one's normalization
@@ -185,8 +185,8 @@ class Run:
         t5 = self.clock()
 
         self.state = state
-        if ev.best_trace is not None:
-            self.elite_trace = ev.best_trace
+        if crowned.best_trace is not None:  # the crowned elite's first (re-)evaluation episode: its own trace
+            self.elite_trace = crowned.best_trace
         times = {"t_ask": t1 - t0, "t_decode": t2 - t1, "t_evaluate": t3 - t2, "t_tell": t4 - t3, "t_elite": t5 - t4}
         ensemble = None
         if self.ensembles is not None:

@@ -9,29 +9,19 @@ import pandas as pd
 import pytest
 
 from evoboard.suite.board import leaderboard
-from evoboard.suite.studies.claims import (
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Claim,
-    Comparison,
-    Sample,
-    evaluate,
-    verdict,
-    write_claims,
-)
+from evoboard.suite.board.decide import ruling
+from evoboard.suite.studies.claims import NOT_REPRODUCED, REPRODUCED, UNDECIDED, Claim, Comparison, Sample, evaluate
+from evoboard.suite.studies.claims_report import write_claims
 from evoboard.suite.studies.reference import run_study
 from evoboard.suite.studies.reference.catalogue import STUDIES
 from evoboard.suite.studies.reference.procedures import critical_sigma
 
 
 def test_verdict_rule_is_exact():
-    assert verdict(0.51, 0.9) == REPRODUCED
-    assert verdict(0.5, 0.9) == INCONCLUSIVE  # the bound must be above 0.5, not on it
-    assert verdict(0.1, 0.49) == NOT_REPRODUCED
-    assert verdict(0.2, 0.8) == INCONCLUSIVE
-    assert verdict(0.6, 0.9, [(0.4, 0.7)]) == INCONCLUSIVE  # X does not beat its baseline
-    assert verdict(0.6, 0.9, [(0.55, 0.7)]) == REPRODUCED
+    assert ruling(0.025, 0.99) == (REPRODUCED, "")
+    assert ruling(0.026, 0.99)[0] == UNDECIDED  # 0.025 each way: a two-sided 5% test
+    assert ruling(0.99, 0.01) == (NOT_REPRODUCED, "")
+    assert ruling(0.2, 0.8)[1].startswith("not significant at this budget (Holm-adjusted p = 0.2")
 
 
 def board_row(i: int, encoding: str, score: float, kind: str = "return", margin: float | None = None) -> dict:
@@ -56,18 +46,19 @@ def side(encoding: str, **where) -> Sample:
 
 
 def test_disjoint_runs_reproduce_and_reversed_runs_do_not(folder):
-    beats_floor = (Comparison(side("lowrank"), side("random")),)
+    beats_floor = (Comparison(side("lowrank"), side("random")), Comparison(side("dense"), side("random")))
     row = evaluate(folder, Claim("f", "p", Comparison(side("lowrank"), side("dense", elite_margin=None)), beats_floor))
-    assert (row["p"], row["p_low"], row["p_high"], row["verdict"]) == (1.0, 1.0, 1.0, REPRODUCED)
-    assert row["y_iqm"] == 2.5 and row["n_y"] == 4  # the elite_margin runs are not dense's
+    assert (row["effect"], row["p_low"], row["p_high"]) == (1.0, 1.0, 1.0)
+    assert row["p_greater"] == pytest.approx(1 / 70) and row["verdict"] == REPRODUCED  # C(8, 4) labellings
+    assert row["y_iqm"] == 2.5 and row["n_y"] == 4 and row["design"] == "unpaired"  # no seeds: unpaired
     row = evaluate(folder, Claim("f", "p", Comparison(side("dense", elite_margin=None), side("lowrank"))))
-    assert row["verdict"] == NOT_REPRODUCED and row["p"] == 0.0
+    assert row["verdict"] == NOT_REPRODUCED and row["effect"] == 0.0
     # Lower is better: the same runs read as bits per char reverse the verdict.
     lower = Comparison(side("lowrank"), side("dense", elite_margin=None), higher_is_better=False)
     assert evaluate(folder, Claim("f", "p", lower))["verdict"] == NOT_REPRODUCED
     # Credited 4.5, dense is [5.5, 6.5, 7.5, 8.5] against lowrank's [5, 6, 7, 8]: 1+2+3+4 of 16 pairs won.
     within = Comparison(side("dense", elite_margin=None), side("lowrank"), margin=4.5)
-    assert evaluate(folder, Claim("f", "p", within))["p"] == 10 / 16
+    assert evaluate(folder, Claim("f", "p", within))["effect"] == 10 / 16
 
 
 def test_write_claims_makes_the_table_and_the_profile(folder):
@@ -76,8 +67,11 @@ def test_write_claims_makes_the_table_and_the_profile(folder):
     text = (folder / "claims.md").read_text()
     assert "| lowrank beats dense | Garbus & Pollack 2025 | `evoboard bench x` |" in text
     assert f"**{rows[0]['verdict']}**" in text and (folder / "profile.png").stat().st_size > 0
+    table = pd.read_csv(folder / "claims.csv")
+    for column in ("normalization", "n_x", "n_y", "test", "p_adjusted", "verdict", "reason"):
+        assert column in table.columns
     missing = evaluate(folder, Claim("f", "p", Comparison(side("lowrank"), side("sparse"))))
-    assert missing["verdict"] == "not measured (no runs)"
+    assert missing["verdict"] == UNDECIDED and missing["reason"] == "not measured: no sparse values"
 
 
 def test_critical_sigma_is_the_widest_step_near_the_parent():
@@ -107,9 +101,9 @@ def test_rso_study_end_to_end_at_a_tiny_budget(tmp_path):
     rows = run_study(study, tmp_path / "out", seeds=2, device="cpu")
     folder = tmp_path / "out" / "rso-digits"
     mlp = [r for r in rows if "classifier_mlp" in r["finding"]]
-    assert [r["n_x"] for r in mlp] == [2, 2] and all(r["verdict"] != "not measured (no runs)" for r in mlp)
+    assert [r["n_x"] for r in mlp] == [2, 2, 2] and not any(r["reason"].startswith("not measured") for r in mlp)
     cnn = [r for r in rows if "small_cnn" in r["finding"]]
-    assert all(r["verdict"] == "not measured (no runs)" for r in cnn)
+    assert all(r["reason"].startswith("not measured") for r in cnn)
     text = (folder / "claims.md").read_text()
     assert "Every row made at commit" in text and (folder / "report" / "report.md").exists()
 

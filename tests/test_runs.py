@@ -44,7 +44,9 @@ def test_ga_beats_random_search_at_the_same_budget(out_dir):
 
 
 def test_early_termination_is_recorded_in_history_and_row(out_dir):
-    spec = RunSpec("Pendulum-v1", population=8, generations=3, settings={"elite_margin": 50.0})
+    # The crowned elite's own trace (a fresh re-evaluation episode) is no lucky maximum over the population, so at
+    # this tiny budget only margin 0 at seed 1 cuts (seed 0 with margin 50 cut against the old, optimistic trace).
+    spec = RunSpec("Pendulum-v1", population=8, generations=3, seed=1, settings={"elite_margin": 0.0})
     row = run_spec(spec, out_dir)
     hist = pd.read_csv(out_dir / "runs" / row["run_id"] / "history.csv")
     assert hist["frames_saved"].iloc[0] == 0  # no elite yet in the first generation

@@ -1,16 +1,23 @@
-"""A paper's claim tested on a study folder: which runs to compare, the statistic, the verdict.
+"""A paper's claim tested on a study folder: which runs to compare, the test, the verdict and its reason.
 
 A claim says "variant X beats variant Y" (optionally "within a margin": X plus the margin beats Y,
 a non-inferiority reading for findings like "matches" or "near-gradient accuracy"), stratified by
 task, on one value of one of the study's tables: ``leaderboard`` (``final_score``, with every
 setting of ``config`` as a column too) or a CSV the study wrote (``lottery``, ``window``, ...).
-The evidence is the probability of improvement P(X > Y) with its stratified bootstrap CI and each
-side's IQM with its CI (Agarwal et al. 2021, ``evoboard.suite.board.stats``). Verdict:
 
-- ``reproduced``: the CI of P(X > Y) lies above 0.5 and every precondition holds (e.g. X beats the
-  ``random`` floor: a budget where the method has learned nothing cannot confirm a finding);
-- ``not reproduced``: the CI lies below 0.5;
-- ``inconclusive at this budget``: anything else.
+- **Missing values** (NaN: a stitch that does not exist, a run without the column) are dropped and
+  counted; a side with nothing measured leaves the claim undecided, "not measured".
+- **Pairs** are analysed as pairs: when both sides' rows carry a ``seed`` and the same (task, seed)
+  keys, run i of X is paired with run i of Y (a child with its parent, two masks of one init, two
+  variants whose runs share what the seed fixes: init, minibatches, episodes).
+- **The decision** is an exact test (``evoboard.suite.board.decide``: stratified Mann-Whitney, or
+  Wilcoxon signed-rank for pairs), one-sided each way at 0.025, Holm-corrected over the claims of the study.
+- **Floors**: a claim is decided, either way, only when each variant it compares beats its floor
+  (``requires``: one-sided exact test at 0.05, e.g. random search, unigram, chance accuracy).
+  A budget that cannot confirm a finding cannot refute it either.
+- **Pooling**: IQMs over several tasks pool normalized scores, (score - floor) / (reference - floor)
+  per task (``Scale``); the test itself is per-task ranks and needs no normalization.
+- A claim whose rows a known bug invalidated says ``waiting`` (why) and is not tested.
 """
 
 from __future__ import annotations
@@ -24,21 +31,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evoboard.suite.board import leaderboard
-from evoboard.suite.board.stats import improvement_ci, performance_profile, stratified_iqm_ci
-from evoboard.suite.publish import markdown_table, publish, pyplot
-
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this budget"
+from evoboard.suite.board import decide, leaderboard
+from evoboard.suite.board.decide import NOT_REPRODUCED, REPRODUCED, UNDECIDED, WAITING  # noqa: F401 (re-exported)
+from evoboard.suite.board.stats import improvement_ci, iqm, normalized, paired_improvement_ci, stratified_iqm_ci
 
 
 @dataclass(frozen=True)
 class Sample:
-    """The runs of one variant: rows of ``table`` whose columns equal ``where`` (None: unset), one ``value`` each."""
+    """The runs of one variant: rows of ``table`` whose columns equal ``where`` (None: unset), one ``value`` each;
+    or, with ``constant``, a fixed score per task (chance accuracy) that every run is paired with."""
 
     label: str
-    where: Mapping[str, Any]
+    where: Mapping[str, Any] = field(default_factory=dict)
     table: str = "leaderboard"
     value: str = "final_score"
+    constant: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,16 @@ class Comparison:
     margin: float = 0.0
     """X is credited this much in the better direction: "X is within ``margin`` of Y or beats it"."""
     tasks: tuple[str, ...] | None = None
+    paired: bool | None = None
+    """None: paired when both sides have the same (task, seed) keys; False: never."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Per task, 0 at ``floor``'s IQM and 1 at ``reference``'s: how scores of several tasks are pooled."""
+
+    floor: Sample
+    reference: Sample
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,11 @@ class Claim:
     paper: str
     test: Comparison
     requires: tuple[Comparison, ...] = field(default_factory=tuple)
-    """Preconditions that must each be reproduced (e.g. the method beats its baseline)."""
+    """Each compared variant against its floor; each must be won one-sided at ``decide.FLOOR_ALPHA``."""
+    scale: Scale | None = None
+    """How the IQMs pool tasks (None: raw values, for one task or a value in the same units on each)."""
+    waiting: str = ""
+    """Why its rows cannot decide it until the re-run (a fixed bug); empty: test it."""
 
 
 def flat(table: pd.DataFrame) -> pd.DataFrame:
@@ -102,22 +123,16 @@ def select(table: pd.DataFrame, sample: Sample) -> pd.DataFrame:
     return table[keep]
 
 
-def strata(rows: pd.DataFrame, value: str) -> dict[str, np.ndarray]:
-    """Task -> the runs' values (one stratum when the table has no task column)."""
+def strata(rows: pd.DataFrame, value: str) -> dict[str, pd.Series]:
+    """Task -> the runs' values indexed by seed where the table has one (one stratum "-" without a task
+    column); missing values (NaN) are kept here and dropped by ``measure``, which counts them."""
     if rows.empty:
         return {}
-    if "task" not in rows.columns:
-        return {"-": rows[value].to_numpy(dtype=float)}
-    return {task: group[value].to_numpy(dtype=float) for task, group in rows.groupby("task", sort=True)}
-
-
-def verdict(low: float, high: float, preconditions: list[tuple[float, float]] = ()) -> str:
-    """The rule of the module docstring on the CI (low, high) of P(X > Y) and of each precondition."""
-    if high < 0.5:
-        return NOT_REPRODUCED
-    if low > 0.5 and all(p_low > 0.5 for p_low, _ in preconditions):
-        return REPRODUCED
-    return INCONCLUSIVE
+    rows = rows.assign(_task=rows["task"] if "task" in rows.columns else "-")
+    if value not in rows.columns:  # a table from before the column existed: nothing measured
+        rows = rows.assign(**{value: np.nan})
+    keyed = rows.set_index("seed") if "seed" in rows.columns else rows.reset_index(drop=True)
+    return {t: pd.to_numeric(g[value], errors="coerce").astype(float) for t, g in keyed.groupby("_task", sort=True)}
 
 
 def _higher(comparison: Comparison, rows: pd.DataFrame) -> bool:
@@ -127,88 +142,116 @@ def _higher(comparison: Comparison, rows: pd.DataFrame) -> bool:
     return not kinds & leaderboard.LOWER_IS_BETTER
 
 
-def compare(folder: str | Path, comparison: Comparison, seed: int = 0) -> dict[str, Any]:
-    """P(X > Y) with its CI and both sides' IQM with CIs; NaN where either side has no runs."""
-    x_rows = select(read_table(folder, comparison.x.table), comparison.x)
-    y_rows = select(read_table(folder, comparison.y.table), comparison.y)
-    xs, ys = strata(x_rows, comparison.x.value), strata(y_rows, comparison.y.value)
-    tasks = [t for t in (comparison.tasks or sorted(xs)) if t in xs and t in ys]
-    out: dict[str, Any] = {"x": comparison.x.label, "y": comparison.y.label, "tasks": ", ".join(tasks),
-                           "n_x": sum(len(xs[t]) for t in tasks), "n_y": sum(len(ys[t]) for t in tasks)}  # fmt: skip
-    if not tasks:
-        return {**out, **dict.fromkeys(["p", "p_low", "p_high", "x_iqm", "x_low", "x_high", "y_iqm", "y_low",
-                                        "y_high"], float("nan")), "higher_is_better": True}  # fmt: skip
-    higher = _higher(comparison, pd.concat([x_rows, y_rows]))
-    sign = 1.0 if higher else -1.0
-    credited = [sign * xs[t] + comparison.margin for t in tasks]  # oriented so that larger is better
-    p = improvement_ci(credited, [sign * ys[t] for t in tasks], seed=seed)
-    x = stratified_iqm_ci([xs[t] for t in tasks], seed=seed)
-    y = stratified_iqm_ci([ys[t] for t in tasks], seed=seed)
-    names = ("p", "p_low", "p_high", "x_iqm", "x_low", "x_high", "y_iqm", "y_low", "y_high")
-    return {**out, **dict(zip(names, (*p, *x, *y), strict=True)), "higher_is_better": higher}
+def _side(folder: str | Path, sample: Sample) -> tuple[dict[str, pd.Series], pd.DataFrame]:
+    if sample.constant is not None:
+        return {}, pd.DataFrame()
+    rows = select(read_table(folder, sample.table), sample)
+    return strata(rows, sample.value), rows
+
+
+def _level(folder: str | Path, sample: Sample, task: str) -> float:
+    """A floor's or reference's level on ``task``: its constant, or the IQM of its runs there."""
+    if sample.constant is not None:
+        return float(sample.constant.get(task, np.nan))
+    runs = _side(folder, sample)[0].get(task)
+    return iqm(runs.dropna().to_numpy()) if runs is not None and runs.notna().any() else float("nan")
+
+
+NAN_FIELDS = ("effect", "p_low", "p_high", "p_greater", "p_less", "x_iqm", "x_low", "x_high", "y_iqm", "y_low",
+              "y_high")  # fmt: skip
+
+
+def measure(folder: str | Path, comparison: Comparison, scale: Scale | None = None, seed: int = 0) -> dict[str, Any]:
+    """The test of X against Y, P(X > Y) with its bootstrap CI, both sides' IQMs with CIs, n and missing per side."""
+    x, y = comparison.x, comparison.y
+    xs, x_rows = _side(folder, x)
+    ys, y_rows = _side(folder, y)
+    if y.constant is not None:  # every run of X against the same fixed level
+        ys = {t: pd.Series(y.constant[t], index=v.index) for t, v in xs.items() if t in y.constant}
+    tasks = [t for t in (comparison.tasks or sorted(set(xs) | set(ys))) if t in xs or t in ys]
+    missing_x = sum(int(xs[t].isna().sum()) for t in tasks if t in xs)
+    missing_y = sum(int(ys[t].isna().sum()) for t in tasks if t in ys)
+    same_keys = all(t in xs and t in ys and set(xs[t].index) == set(ys[t].index) for t in tasks)  # before drops
+    xs = {t: v.dropna() for t, v in xs.items() if t in tasks and v.notna().any()}
+    ys = {t: v.dropna() for t, v in ys.items() if t in tasks and v.notna().any()}
+    both = [t for t in tasks if t in xs and t in ys]
+    out: dict[str, Any] = {"x": x.label, "y": y.label, "tasks": ", ".join(both or tasks),
+                           "n_x": sum(len(xs[t]) for t in (both or xs)), "n_y": sum(len(ys[t]) for t in (both or ys)),
+                           "missing_x": missing_x, "missing_y": missing_y, "design": "", "test": "",
+                           "normalization": "", **dict.fromkeys(NAN_FIELDS, float("nan"))}  # fmt: skip
+    if not both:
+        return out
+    sign = 1.0 if _higher(comparison, pd.concat([x_rows, y_rows])) else -1.0
+    seeded = all("seed" in rows.columns or s.constant is not None for s, rows in ((x, x_rows), (y, y_rows)))
+    keys_match = seeded and all(xs[t].index.is_unique and ys[t].index.is_unique for t in both)
+    paired = comparison.paired is not False and keys_match and same_keys
+    if paired:  # pairs whose two values were both measured
+        common = {t: sorted(set(xs[t].index) & set(ys[t].index)) for t in both}
+        xv = [sign * xs[t][common[t]].to_numpy() + comparison.margin for t in both]
+        yv = [sign * ys[t][common[t]].to_numpy() for t in both]
+        result, ci = decide.signed_rank_test(xv, yv), paired_improvement_ci(xv, yv, seed=seed)
+        out["n_x"] = out["n_y"] = sum(len(c) for c in common.values())
+    else:
+        xv = [sign * xs[t].to_numpy() + comparison.margin for t in both]
+        yv = [sign * ys[t].to_numpy() for t in both]
+        result, ci = decide.rank_sum_test(xv, yv), improvement_ci(xv, yv, seed=seed)
+    raw_x, raw_y = [xs[t].to_numpy() for t in both], [ys[t].to_numpy() for t in both]
+    out["normalization"] = f"none ({comparison.x.value}{', one task' if len(both) == 1 else ''})"
+    if scale is not None:
+        levels = {t: (_level(folder, scale.floor, t), _level(folder, scale.reference, t)) for t in both}
+        raw_x = [normalized(v, *levels[t]) for v, t in zip(raw_x, both, strict=True)]
+        raw_y = [normalized(v, *levels[t]) for v, t in zip(raw_y, both, strict=True)]
+        out["normalization"] = "(v - floor) / (reference - floor); " + "; ".join(
+            f"{t}: {scale.floor.label} {f:.4g}, {scale.reference.label} {r:.4g}" for t, (f, r) in levels.items()
+        )
+    xi = stratified_iqm_ci(raw_x, seed=seed)
+    yi = stratified_iqm_ci(raw_y, seed=seed) if y.constant is None or scale is not None else (float(np.mean(
+        np.concatenate(raw_y))),) * 3  # fmt: skip
+    values = (result.effect, ci[1], ci[2], result.p_greater, result.p_less, *xi, *yi)
+    return {**out, **dict(zip(NAN_FIELDS, values, strict=True)), "design": "paired" if paired else "unpaired",
+            "test": result.test}  # fmt: skip
+
+
+def _floors(folder: str | Path, claim: Claim, seed: int) -> tuple[str, str]:
+    """(each floor's P and p, the first floor not beaten or '')."""
+    texts, failed = [], ""
+    for c in claim.requires:
+        r = measure(folder, c, seed=seed)
+        if r["p_greater"] != r["p_greater"]:  # NaN: nothing measured on one side
+            texts.append(f"{c.x.label} vs {c.y.label}: not measured")
+            failed = failed or f"floor not measured: {c.x.label} vs {c.y.label}"
+            continue
+        texts.append(f"P({c.x.label} > {c.y.label}) = {r['effect']:.2f}, p = {r['p_greater']:.3g}")
+        if r["p_greater"] > decide.FLOOR_ALPHA and not failed:
+            failed = f"floor not beaten: {c.x.label} vs {c.y.label} (P = {r['effect']:.2f}, p = {r['p_greater']:.3g})"
+    return "; ".join(texts), failed
+
+
+def evaluate_claims(folder: str | Path, claims: tuple[Claim, ...], seed: int = 0) -> list[dict[str, Any]]:
+    """Every claim's row: evidence, floors, Holm-adjusted p (each direction over the tested claims), verdict, reason."""
+    rows = []
+    for claim in claims:
+        row = {"finding": claim.finding, "paper": claim.paper, **measure(folder, claim.test, claim.scale, seed)}
+        row["floors"], row["floor_failed"] = _floors(folder, claim, seed) if claim.requires else ("", "")
+        rows.append(row)
+    tested = [not c.waiting and r["p_greater"] == r["p_greater"] for c, r in zip(claims, rows, strict=True)]
+    greater = decide.holm([r["p_greater"] if t else np.nan for r, t in zip(rows, tested, strict=True)])
+    less = decide.holm([r["p_less"] if t else np.nan for r, t in zip(rows, tested, strict=True)])
+    for claim, row, g, lo in zip(claims, rows, greater, less, strict=True):
+        row["p_adjusted"] = float(min(g, lo)) if g == g else float("nan")
+        floor_failed = row.pop("floor_failed")
+        if claim.waiting:
+            row["verdict"], row["reason"] = WAITING, claim.waiting
+        elif row["p_greater"] != row["p_greater"]:
+            empty = [s for s, n in ((row["x"], row["n_x"]), (row["y"], row["n_y"])) if not n]
+            row["verdict"], row["reason"] = UNDECIDED, f"not measured: no {' nor '.join(empty)} values"
+        elif floor_failed:
+            row["verdict"], row["reason"] = UNDECIDED, floor_failed
+        else:
+            row["verdict"], row["reason"] = decide.ruling(g, lo)
+    return rows
 
 
 def evaluate(folder: str | Path, claim: Claim, seed: int = 0) -> dict[str, Any]:
-    """The claim's row: the test's evidence, its preconditions' P lower bounds, the verdict."""
-    test = compare(folder, claim.test, seed)
-    pre = [compare(folder, c, seed) for c in claim.requires]
-    measured = test["p_low"] == test["p_low"]  # not NaN
-    ruled = verdict(test["p_low"], test["p_high"], [(r["p_low"], r["p_high"]) for r in pre]) if measured else None
-    return {"finding": claim.finding, "paper": claim.paper, **test,
-            "requires": "; ".join(f"P({r['x']} > {r['y']}) = {r['p']:.2f} [{r['p_low']:.2f}, {r['p_high']:.2f}]"
-                                  for r in pre),
-            "verdict": ruled or "not measured (no runs)"}  # fmt: skip
-
-
-def _ci(point: float, low: float, high: float) -> str:
-    return f"{point:.4g} [{low:.4g}, {high:.4g}]"
-
-
-def claims_markdown(rows: list[dict[str, Any]], command: str | None = None) -> str:
-    """The claims table: finding, paper, (command), what we measured with CIs, verdict."""
-    header = ["finding", "paper", *(["study"] if command else []), "measured (IQM [95% CI])", "P(X > Y) [95% CI]",
-              "verdict"]  # fmt: skip
-    body = []
-    for r in rows:
-        x, y = _ci(r["x_iqm"], r["x_low"], r["x_high"]), _ci(r["y_iqm"], r["y_low"], r["y_high"])
-        measured = f"{r['x']}: {x}; {r['y']}: {y} (n={r['n_x']}/{r['n_y']}; {r['tasks']})"
-        if r["requires"]:
-            measured += f"; requires {r['requires']}"
-        cells = [r["finding"], r["paper"], *([f"`{command}`"] if command else []), measured,
-                 _ci(r["p"], r["p_low"], r["p_high"]), f"**{r['verdict']}**"]  # fmt: skip
-        body.append(cells)
-    return markdown_table(header, body)
-
-
-def profile_figure(folder: str | Path, claims: tuple[Claim, ...]):
-    """Performance profiles: per task of the claims' tests, the fraction of runs of each variant beating tau."""
-    plt = pyplot()
-    curves: dict[tuple[str, str], dict[str, np.ndarray]] = {}  # (value, task) -> label -> runs
-    higher: dict[tuple[str, str], bool] = {}
-    for claim in claims:
-        for sample in (claim.test.x, claim.test.y):
-            rows = select(read_table(folder, sample.table), sample)
-            for task, runs in strata(rows, sample.value).items():
-                curves.setdefault((sample.value, task), {})[sample.label] = runs
-                higher[(sample.value, task)] = _higher(claim.test, rows)
-    panels = list(curves) or [("-", "-")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], panels, strict=True):
-        runs = curves.get(key, {})
-        if runs:
-            pooled = np.concatenate(list(runs.values()))
-            taus = np.linspace(pooled.min(), pooled.max(), 101)
-            for label, values in runs.items():
-                ax.step(taus, performance_profile([values], taus, higher.get(key, True)), where="post", label=label)
-            ax.legend(fontsize=7)
-        better = "above" if higher.get(key, True) else "below"
-        ax.set(xlabel=f"{key[0]} threshold tau", ylabel=f"fraction of runs {better} tau", title=key[1])
-    return fig
-
-
-def write_claims(folder: str | Path, claims: tuple[Claim, ...], command: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate ``claims`` on ``folder``; write ``claims.md``, ``claims.csv`` and ``profile.png`` there."""
-    rows = [evaluate(folder, claim) for claim in claims]
-    publish(folder, "claims", pd.DataFrame(rows), markdown=claims_markdown(rows, command), echo=False)
-    publish(folder, "profile", figure=profile_figure(folder, claims))
-    return rows
+    """One claim alone (a study of one claim: Holm changes nothing)."""
+    return evaluate_claims(folder, (claim,), seed)[0]

@@ -45,6 +45,12 @@ register_suite(
     procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".stitch:run_stitch")(out, seeds, device),
 )
 register_suite(
+    "verdict-calibration",
+    "the claims' decision rule on 2,000 simulated studies per (n, effect): false-verdict rates and power (~2 min)",
+    [],
+    procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".calibration:run_calibration")(out, seeds, device),
+)
+register_suite(
     "throughput",
     "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
     [],

@@ -5,7 +5,8 @@ the claims it tests (``evoboard.suite.studies.claims``). ``evoboard bench <study
 into ``DIR/<study>/`` (leaderboard, runs with their history, ``report/`` with plots) and writes
 ``claims.md``, ``claims.csv`` and ``profile.png`` there; ``evoboard bench reference`` runs all of them
 and writes the claims table of every study into ``DIR/claims.md``; ``python -m evoboard.suite.studies.reference DIR``
-writes that file from studies run one by one.
+writes that file from studies run one by one (``--rederive NOTE``: after testing every claim again on the rows
+already there). How a claim is decided: ``evoboard.suite.board.decide`` and docs/claims.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from evoboard.suite.studies.claims import Claim, claims_markdown, write_claims
+from evoboard.suite.studies.claims import Claim
+from evoboard.suite.studies.claims_report import RULE, claims_markdown, write_claims
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -36,6 +38,8 @@ class Study:
     """Runs once the runs are done, writing a derived table the claims read (e.g. ``runs.csv``)."""
     needs: tuple[tuple[str, str], ...] = ()
     """(registry, name) pairs: ("algorithm", "random"), ("encoding", "small_dense"), ..."""
+    seeds: int = 5
+    """Seeds of its reference rows: paired claims need 8 or more to be decidable at all (1/2^n >= 0.025 below)."""
 
     def missing(self) -> list[str]:
         """The components this study needs that are not registered here (empty: it can run)."""
@@ -46,8 +50,8 @@ class Study:
         registries = {"algorithm": ALGORITHMS, "encoding": ENCODINGS, "policy": POLICIES}
         return [f"{kind} {name}" for kind, name in self.needs if name not in registries[kind].names()]
 
-    def command(self, seeds: int = 5) -> str:
-        return f"evoboard bench {self.name} --out results/reference --seeds {seeds}"
+    def command(self, seeds: int | None = None) -> str:
+        return f"evoboard bench {self.name} --out results/reference --seeds {seeds or self.seeds}"
 
 
 def run_specs(study: Study, folder: Path, seeds: int, device: str) -> None:
@@ -132,16 +136,36 @@ def collect_claims(out: str | Path, seeds: int = 5, device: str = "cpu", note: s
     for study in STUDIES.values():
         folder = Path(out) / study.name
         if not (folder / "claims.csv").exists():
-            sections.append(f"## {study.name}\n\nNot run: `{study.command(seeds)}`.\n")
+            sections.append(f"## {study.name}\n\nNot run: `{study.command()}`.\n")
             continue
-        table = pd.read_csv(folder / "claims.csv")
-        rows = table.assign(requires=table["requires"].astype(object).fillna("")).to_dict("records")
+        rows = pd.read_csv(folder / "claims.csv").to_dict("records")
         stamp = (folder / "claims.md").read_text().strip().splitlines()[-1]
-        sections.append(f"## {study.name}\n\n{claims_markdown(rows, study.command(seeds))}\n{stamp}\n")
-    text = "# Reference claims\n\n" + "\n".join(sections)
+        sections.append(f"## {study.name}\n\n{claims_markdown(rows, study.command())}\n{stamp}\n")
+    text = "# Reference claims\n\n" + RULE + "\n\n" + "\n".join(sections)
     where = machine(device, RunnerOptions().threads)  # the runs' torch threads, not this process's
-    text += f"\nMeasured on {where}; {seeds} seeds" + (f"; {note}" if note else "") + ".\n"
+    text += f"\nMeasured on {where}; seeds as each command says" + (f"; {note}" if note else "") + ".\n"
     path = Path(out) / "claims.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def rederive_claims(out: str | Path, note: str) -> Path:
+    """Test every study's claims again on the rows already in ``out/<study>/`` (no run), keeping each study's
+    commit-and-time line with ``note`` added; then ``out/claims.md``."""
+    for study in _studies():
+        folder = Path(out) / study.name
+        if not (folder / "claims.md").exists():
+            continue
+        stamp = (folder / "claims.md").read_text().strip().splitlines()[-1].rstrip(".")
+        write_claims(folder, study.claims, study.command())
+        with open(folder / "claims.md", "a") as f:
+            f.write(f"\n{stamp}; {note}.\n")
+    return collect_claims(out)
+
+
+def _studies() -> tuple[Study, ...]:
+    """The catalogue's studies (it imports this module, so it is looked up late)."""
+    from evoboard.suite.studies.reference.catalogue import STUDIES
+
+    return tuple(STUDIES.values())
