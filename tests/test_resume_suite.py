@@ -48,7 +48,7 @@ def alive(pid: int) -> bool:
 
 def mid_run(out: Path) -> bool:
     """Some run has checkpointed a generation but has not finished, and the suite is not done."""
-    for path in out.glob("runs/*/checkpoint.json"):
+    for path in [*out.glob("runs/*/checkpoint.json"), *out.glob("evoboard-ray-*/runs/*/checkpoint.json")]:
         try:
             state = json.loads(path.read_text())["state"]
         except (OSError, ValueError, KeyError):
