@@ -138,3 +138,32 @@ def test_impossible_jobs_exit_2(jobs, tmp_path, capsys):
     assert main(["bench", suite_file(tmp_path), "--jobs", jobs, "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip() == f"evoboard: error: --jobs must be >= 1, got {jobs}"
     assert not (tmp_path / "o").exists()
+
+
+def test_the_throughput_bench_prints_a_line_per_measurement(monkeypatch, tmp_path, capsys):
+    """Its measurements stubbed (the real ones take minutes): a line after each, eight on the CPU."""
+    from evoboard.suite.speed import throughput
+
+    monkeypatch.setattr(throughput, "control_rows", lambda task, population, repeats: [{"task": task}])
+    monkeypatch.setattr(throughput, "both_cores_row", lambda task, population, repeats: {"task": task})
+    monkeypatch.setattr(throughput, "atari_rows", lambda *args: [{"task": "ALE/Pong-v5"}])
+    monkeypatch.setattr(throughput, "publish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(throughput, "markdown", lambda table: "")
+    throughput.run(tmp_path, device="cpu")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("]")[0] for line in lines] == [f"[throughput {i}/8" for i in range(1, 9)]
+    assert lines[0].startswith("[throughput 1/8] HalfCheetah-v5 P=64") and "left)" in lines[0]
+
+
+def test_a_procedure_s_runs_come_back_in_order_and_a_second_call_skips_them(tmp_path, capsys):
+    from evoboard.suite.suites.driver import run_all, using_workers
+
+    specs = [RunSpec("CartPole-v1", encoding=e, population=4, generations=2, seed=s, settings={"max_steps": 20})
+             for s in (1, 0) for e in ("lowrank", "dense")]  # fmt: skip
+    with using_workers(1):
+        rows = run_all(specs, tmp_path, "proc")
+        again = run_all(specs, tmp_path, "proc")
+    assert [(r["encoding"], r["seed"]) for r in rows] == [("lowrank", 1), ("dense", 1), ("lowrank", 0), ("dense", 0)]
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in rows]
+    out = capsys.readouterr().out
+    assert "[proc 4/4]" in out and "proc: 4 runs, 4 already in the leaderboard; 0 to run" in out

@@ -204,3 +204,21 @@ def test_a_bad_suite_file_is_one_short_line_and_exit_2(case, tmp_path):
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert case == "unknown key" or len(lines[0]) < 300  # close matches, not every task id
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_cut_before_its_first_checkpoint_starts_anew_in_place_of_its_folder(tmp_path, capsys):
+    """A folder with only spec.json (a run killed at once, or a gradient trainer's, which never checkpoints)."""
+    file, out = suite_file(tmp_path), tmp_path / "o"
+    assert main(["bench", file, "--jobs", "1", "--out", str(out)]) == 0
+    reference = sorted_rows(out)
+    first = sorted((out / "runs").iterdir())[0]
+    for path in first.iterdir():
+        if path.name != "spec.json":
+            path.unlink()
+    table = leaderboard.read(out)
+    leaderboard.write_csv(leaderboard.path_in(out), table[table["run_id"] != first.name])
+    capsys.readouterr()
+    assert main(["bench", file, "--jobs", "1", "--out", str(out)]) == 0
+    assert "(cut before its first checkpoint: anew)" in capsys.readouterr().out
+    assert not first.exists() and len(list((out / "runs").iterdir())) == 2
+    pd.testing.assert_frame_equal(sorted_rows(out), reference)

@@ -10,10 +10,11 @@ jobs travel is a ``Runner``'s: ``InProcess`` here, ``pool.ProcessPool``, ``ray_t
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,10 +70,20 @@ class SuiteRun(Run):
         write_json(self.run_dir.path / ROW_FILE, row)
 
 
+def prepared(job: Job) -> Job:
+    """``job``, as a fresh run if the attempt it continues was cut before its first checkpoint (that folder, which
+    holds no search state, is removed: a gradient trainer's, which never checkpoints, or one killed at once)."""
+    if job.resume is None or (job.resume / "checkpoint.json").exists():
+        return job
+    shutil.rmtree(job.resume, ignore_errors=True)
+    return replace(job, resume=None)
+
+
 def execute(job: Job, out: Path, bar: bool = False) -> dict[str, Any]:
     """Run ``job`` to its end in this process: resumed from its folder, or fresh in ``out``; its row.
     ``bar``: draw its progress bar on a terminal (only where one process runs at a time)."""
     started = time.perf_counter()
+    job = prepared(job)
     run = SuiteRun.resume(job.resume) if job.resume is not None else SuiteRun(resolve(job.spec), out, started=started)
     with reporting(job.label, job.log, lambda: run.run_dir.path / "tensorboard", None if bar else False) as reporter:
         run.reporter = reporter

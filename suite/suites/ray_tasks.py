@@ -27,7 +27,7 @@ except ImportError as err:
 
 from evoboard.errors import UsageError
 from evoboard.suite.backends.ray_actors import connect
-from evoboard.suite.suites.jobs import Job, Result, execute, one_line
+from evoboard.suite.suites.jobs import Job, Result, execute, one_line, prepared
 
 RETRIES = 3
 """Times Ray re-runs a task whose worker process or node died (an error inside the run is not retried)."""
@@ -89,8 +89,8 @@ class RayTasks:
         task = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(run_task)
         refs: dict[Any, Job] = {}
         try:
-            for job in jobs:
-                files = None if job.resume is None else {**pack(job.resume)}
+            for job in map(prepared, jobs):
+                files = None if job.resume is None else pack(job.resume)
                 refs[task.remote(job, files)] = job
             while refs:
                 (ref,), _ = ray.wait(list(refs), num_returns=1)

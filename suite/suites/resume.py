@@ -107,7 +107,10 @@ def plan(resolved: list[ResolvedSpec], out: Path, rerun: bool = False) -> Plan:
         elif key in interrupted:
             generations, folder = interrupted[key]
             result.jobs.append(Job(spec.spec, folder.path))
-            result.notes.append(f"{job.label}: resuming {folder.path.name} after {generations} generations")
+            done_so_far = (
+                f"after {generations} generations" if generations else "(cut before its first checkpoint: anew)"
+            )
+            result.notes.append(f"{job.label}: resuming {folder.path.name} {done_so_far}")
         else:
             result.jobs.append(job)
         planned.add(key)

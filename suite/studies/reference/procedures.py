@@ -29,16 +29,16 @@ TOLERANCE = 0.05
 
 def tickets(folder: Path, seeds: int, device: str) -> pd.DataFrame:
     """Lottery rounds on digits and Acrobot-v1, then the final tickets trained by openai-es and adam."""
-    from evoboard.suite.runner import Run
-    from evoboard.suite.spec import RunSpec, resolve
+    from evoboard.suite.spec import RunSpec
     from evoboard.suite.studies.lottery import LotteryTask, run_lottery
+    from evoboard.suite.suites.driver import run_all
 
     tasks = (
         LotteryTask("digits", population=32, generations=80, rounds=12, settings={"batch_size": 128}),
         LotteryTask("Acrobot-v1", population=16, generations=15, rounds=8, settings={"hidden": "16,16"}),
     )
     run_lottery(folder, seeds, device, tasks)
-    rows = []
+    specs, rows = [], []
     for task in tasks:
         last = task.rounds - 1
         for seed in range(seeds):
@@ -49,9 +49,10 @@ def tickets(folder: Path, seeds: int, device: str) -> pd.DataFrame:
                     spec = RunSpec(task.task, algorithm=algorithm, population=task.population, seed=run_seed,
                                    generations=task.generations, device=device,
                                    settings={**task.settings, "mask": str(mask)})  # fmt: skip
-                    row = Run(resolve(spec), folder).run()
-                    rows.append({"task": task.task, "method": method, "algorithm": algorithm, "seed": seed,
-                                 "final_score": row["final_score"], "score_kind": row["score_kind"]})  # fmt: skip
+                    specs.append(spec)
+                    rows.append({"task": task.task, "method": method, "algorithm": algorithm, "seed": seed})
+    for row, done in zip(rows, run_all(specs, folder, "tickets"), strict=True):  # on --jobs workers, resumable
+        row.update(final_score=done["final_score"], score_kind=done["score_kind"])
     table = pd.DataFrame(rows)
     publish(folder, "transfer", table)
     return table
