@@ -47,7 +47,11 @@ def sorted_rows(out: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_two_workers_give_one_worker_s_rows_bit_for_bit(tmp_path, capsys):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_two_workers_give_one_worker_s_rows_bit_for_bit(method, tmp_path, capsys, monkeypatch):
+    from evoboard.suite.suites import pool
+
+    monkeypatch.setattr(pool, "start_method", lambda: method)  # fork: Linux without CUDA here; spawn elsewhere
     file = suite_file(tmp_path)
     assert main(["bench", file, "--seeds", "2", "--jobs", "1", "--out", str(tmp_path / "one")]) == 0
     assert main(["bench", file, "--seeds", "2", "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
