@@ -12,8 +12,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +19,20 @@ from evoboard import envs
 from evoboard.agents.algorithms import ALGORITHMS
 from evoboard.agents.encodings import ENCODINGS
 from evoboard.agents.policies import POLICIES
-from evoboard.errors import EvoboardError, UsageError
+from evoboard.errors import EvoboardError, RunFailed, UsageError
 from evoboard.suite.allocator import keep_freed_memory
 from evoboard.suite.board import leaderboard
-from evoboard.suite.board.tables import AGGREGATE_SHOWN, render
+from evoboard.suite.board.tables import AGGREGATE_SHOWN, SHOWN, render
 from evoboard.suite.config import SPEC_TYPES, run_file
-from evoboard.suite.progress import progress_reporter
+from evoboard.suite.progress import reporting
 from evoboard.suite.runner import Run
 from evoboard.suite.setting_list import applicable, render_settings
 from evoboard.suite.settings import plain, unknown_message
 from evoboard.suite.spec import DEVICES, RunSpec, parse_sets, resolve
 from evoboard.suite.suites import SUITES, Suite, load_suite
+from evoboard.suite.suites.driver import default_jobs, run_suite, runner_for, using_workers
 from evoboard.suite.suites.files import check_suite
-from evoboard.suite.tracking import LOGGERS, TensorBoardLog, compose, require
+from evoboard.suite.tracking import LOGGERS, require
 
 LISTS = ["tasks", "encodings", "algorithms", "policies", "suites", "settings"]
 
@@ -88,6 +87,21 @@ def build_parser() -> Parser:
     p.add_argument("--seeds", type=int, default=1, help="every run once per seed 0..K-1")
     p.add_argument("--device", default="auto", choices=DEVICES, help="torch device; auto: cuda where torch sees it")
     p.add_argument("--log", choices=LOGGERS, help="also log each generation's history row")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="runs at once, each in its own worker process (default: the CPUs this process may use)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="each run as a Ray task on the cluster at ADDRESS (auto, HOST:6379); alone: a local instance",
+    )
+    p.add_argument("--rerun", action="store_true",
+                   help="run every run again, even those whose row is already there (default: skip them)")  # fmt: skip
 
     p = sub.add_parser("leaderboard", help="show the leaderboard", **shown)
     p.add_argument("--out", default="results", help="output folder holding leaderboard.csv")
@@ -95,7 +109,9 @@ def build_parser() -> Parser:
     p.add_argument("--encoding", help="only this encoding")
     p.add_argument("--algorithm", help="only this algorithm")
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown"], help="output format")
-    p.add_argument("--runs", action="store_true", help="one line per run instead of aggregates over seeds")
+    p.add_argument("--runs", action="store_true",
+                   help="one line per run instead of aggregates over seeds; a second row of the same (config, seed) "
+                        "names the row that counts (duplicate_of)")  # fmt: skip
 
     p = sub.add_parser("resume", help="continue a run from its folder", **shown)
     p.add_argument("run_dir", help="a run folder, results/runs/<run_id>")
@@ -172,18 +188,6 @@ def run_spec_from(args: argparse.Namespace, settings: dict[str, Any] | None = No
     return spec, args.out or extra.get("out", "results"), args.log or extra.get("log")
 
 
-@contextmanager
-def reporting(label: str, log: str | None, folder) -> Iterator[Any]:
-    """The progress bar composed with the --log tracker, whose folder is ``folder()`` once the run has one."""
-    tracker = TensorBoardLog(folder) if log == "tensorboard" else None
-    try:
-        with progress_reporter(label) as bar:
-            yield compose(bar, tracker)
-    finally:
-        if tracker is not None:
-            tracker.close()
-
-
 def execute(run: Run, label: str, log: str | None) -> dict:
     """Run to the end with the progress bar (and tracker) attached; returns the leaderboard row."""
     with reporting(label, log, lambda: run.run_dir.path / "tensorboard") as reporter:
@@ -230,21 +234,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
     suite = bench_suite(args.suite)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    workers = default_jobs() if args.jobs is None else args.jobs
+    if workers < 1:
+        raise UsageError(f"--jobs must be >= 1, got {workers}")
     require(args.log)
     out = check_writable(args.out)
     if suite.procedure is not None:
-        suite.procedure(str(out), args.seeds, args.device)
+        with using_workers(workers):
+            suite.procedure(str(out), args.seeds, args.device)
         return
     specs = suite.for_seeds(args.seeds)
     resolved = [resolve(RunSpec(**{**vars(s), "device": args.device})) for s in specs]  # all checked first
-    run_ids = []
-    for i, spec in enumerate(resolved, 1):
-        label = f"[{i}/{len(resolved)}] {spec.spec.task} {spec.spec.encoding}/{spec.spec.algorithm} s{spec.spec.seed}"
-        row = execute(Run(spec, out), label, args.log)
-        print_row(row)
-        run_ids.append(row["run_id"])
-    table = leaderboard.read(out)
-    print(render(leaderboard.ranked(table[table["run_id"].isin(run_ids)]), "table"))
+    table, failed = run_suite(suite.name, resolved, out, runner_for(workers, args.ray, out), args.rerun, args.log)
+    print(render(table, "table"))
+    if failed:
+        first = "; ".join(f"{label}: {error}" for label, error in failed[:2])
+        raise RunFailed(f"{len(failed)} run(s) failed ({first}); the same command runs them again")
 
 
 def cmd_suite(args: argparse.Namespace) -> None:
@@ -264,8 +269,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     for column in ("task", "encoding", "algorithm"):
         if getattr(args, column):
             table = table[table[column] == getattr(args, column)]
-    if args.runs:
-        print(render(leaderboard.ranked(table), args.format))
+    if args.runs:  # every row; one counted per (config, seed), the others name the row that counts
+        marked = table.assign(duplicate_of=leaderboard.duplicates(table))
+        print(render(leaderboard.ranked(marked), args.format, [*SHOWN, "duplicate_of"]))
     else:
         print(render(leaderboard.aggregate(table), args.format, AGGREGATE_SHOWN))
 
@@ -311,6 +317,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
+    args = None
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
@@ -318,7 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evoboard: {err.label}: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("evoboard: interrupted; resume with `evoboard resume <run folder>`", file=sys.stderr)
+        again = (
+            "run the same command again"
+            if args is not None and args.command == "bench"
+            else "`evoboard resume <run folder>`"
+        )
+        print(f"evoboard: interrupted; resume with {again}", file=sys.stderr)
         return 130
     return 0
 

@@ -53,6 +53,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"{path} is not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:  # TOML is UTF-8; tomllib decodes the whole file before parsing it
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
+        ) from None
 
 
 def spec_from_table(table: dict[str, Any], where: str, allowed: tuple[str, ...] = tuple(SPEC_TYPES)) -> RunSpec:
@@ -77,9 +81,15 @@ def spec_from_table(table: dict[str, Any], where: str, allowed: tuple[str, ...] 
 
 
 def check_keys(spec: RunSpec, where: str, flags: tuple[str, ...] = tuple(SPEC_TYPES)) -> None:
-    """UsageError with a did-you-mean for a setting no component of ``spec`` declares."""
+    """UsageError with a did-you-mean for an unknown task or a setting no component of ``spec`` declares."""
+    from evoboard import envs
+    from evoboard.envs.registry import unknown_message as unknown_task
     from evoboard.suite.setting_list import applicable  # imports the component registries
 
+    try:
+        envs.resolve(spec.task)
+    except KeyError:  # the close matches, as `evoboard run` gives them, not the list of every id
+        raise UsageError(f"{where}: " + unknown_task(spec.task)) from None
     declared = {s.key for s in applicable(spec.task, spec.encoding, spec.algorithm, spec.policy, spec.backend)}
     for key in spec.settings:
         if key not in declared:

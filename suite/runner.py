@@ -296,12 +296,19 @@ class Run:
             row["genome_bytes"] = 4 * self.encoding.search_dims  # float32 weights, not a seed chain
         if self.counting:  # the count table is the model: float32 log probabilities
             row.update(search_dims=self.counts.log_probs.numel(), genome_bytes=4 * self.counts.log_probs.numel())
-        with writing(leaderboard.path_in(self.out_dir)):
-            leaderboard.append(self.out_dir, row)  # once: a run_id already there is skipped
+        self.keep_row(row)
         if act is None:  # a count model has no network weights to save
             self.save_elite(params, best, score)  # before "finished": a failed elite write resumes
         self.persist(finished=True)  # history.csv again: its last row's t_checkpoint
         return score, row
+
+    def keep_row(self, row: dict[str, Any]) -> None:
+        """Append the finished run's row to the leaderboard (once: a run_id already there is skipped).
+
+        A suite's worker overrides this to hand the row to its driver, the only process that appends.
+        """
+        with writing(leaderboard.path_in(self.out_dir)):
+            leaderboard.append(self.out_dir, row)
 
     def save_elite(self, params, best: tuple[int, ...], score: float) -> None:
         """The final elite's weights as ``elite.safetensors`` in the run folder: a start for ``--set init=PATH``."""

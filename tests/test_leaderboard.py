@@ -16,7 +16,8 @@ from evoboard.suite.board.stats import bootstrap_ci, iqm
 
 def row(run_id: str, task="CartPole-v1", score=1.0, kind="return") -> dict:
     base = {c: 0 for c in COLUMNS}
-    return {**base, "run_id": run_id, "task": task, "final_score": score, "score_kind": kind, "config": "{}"}
+    config = f'{{"seed": "{run_id}"}}'  # each row its own (config, seed): the aggregates count each once
+    return {**base, "run_id": run_id, "task": task, "final_score": score, "score_kind": kind, "config": config}
 
 
 def _append(args):

@@ -34,6 +34,7 @@ from evoboard.agents import PopulationActor, make_policy
 from evoboard.agents.encodings import make as make_encoding
 from evoboard.envs.quiet import quiet_mujoco
 from evoboard.suite.backends.base import build_parts
+from evoboard.suite.progress import RunLines
 from evoboard.suite.publish import machine, markdown_table, publish
 from evoboard.suite.settings import build_options
 from evoboard.suite.spec import RunSpec, resolve
@@ -225,13 +226,16 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
     """Every row above; with ``device`` cuda, Pong's CNN runs there too (one thread count: the CPU is the env's)."""
     torch.set_num_threads(1)
     rows = []
+    atari_steps = [(p, t) for p in (8, 32) for t in ((1, 2) if device == "cpu" else (1,))] if atari else []
+    lines = RunLines(4 + len(atari_steps), "throughput")  # a line per measurement, with the time still expected
     for task_id in ("HalfCheetah-v5", "Hopper-v5", counting.register()):
         rows += control_rows(task_id, 64, repeats)
+        lines.finished(f"{task_id} P=64 against the raw env and EvoTorch")
     rows.append(both_cores_row("HalfCheetah-v5", 64, repeats))
-    if atari:
-        for population in (8, 32):
-            for threads in (1, 2) if device == "cpu" else (1,):
-                rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device)
+    lines.finished("HalfCheetah-v5 P=64 on both cores")
+    for population, threads in atari_steps:
+        rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device)
+        lines.finished(f"Pong P={population}, {threads} torch thread(s), every encoding")
     table = pd.DataFrame(rows)
     table["members"] = table["members"].fillna("children") if "members" in table else "children"
     for column in ("processes", "torch_threads"):

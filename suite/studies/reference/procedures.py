@@ -46,13 +46,13 @@ def ticket_tasks() -> tuple[LotteryTask, ...]:
 
 def tickets(folder: Path, seeds: int, device: str, tasks: tuple[LotteryTask, ...] | None = None) -> pd.DataFrame:
     """Lottery rounds on digits and Acrobot-v1 (or ``tasks``), then the final tickets trained by openai-es and adam."""
-    from evoboard.suite.runner import Run
-    from evoboard.suite.spec import RunSpec, resolve
+    from evoboard.suite.spec import RunSpec
     from evoboard.suite.studies.lottery import run_lottery
+    from evoboard.suite.suites.driver import run_all
 
     tasks = tasks or ticket_tasks()
     run_lottery(folder, seeds, device, tasks)
-    rows = []
+    specs, rows = [], []
     for task in tasks:
         last = task.rounds - 1
         for seed in range(seeds):
@@ -63,10 +63,10 @@ def tickets(folder: Path, seeds: int, device: str, tasks: tuple[LotteryTask, ...
                     spec = RunSpec(task.task, algorithm=algorithm, population=task.population, seed=seed,
                                    generations=task.generations, device=device,
                                    settings={**task.settings, "mask": str(mask)})  # fmt: skip
-                    row = Run(resolve(spec), folder).run()
-                    rows.append({"task": task.task, "method": method, "algorithm": algorithm, "seed": seed,
-                                 "final_score": row["final_score"], "score_kind": row["score_kind"],
-                                 "run_id": row["run_id"]})  # fmt: skip
+                    specs.append(spec)
+                    rows.append({"task": task.task, "method": method, "algorithm": algorithm, "seed": seed})
+    for row, done in zip(rows, run_all(specs, folder, "tickets"), strict=True):  # on --jobs workers, resumable
+        row.update(final_score=done["final_score"], score_kind=done["score_kind"], run_id=done["run_id"])
     table = pd.DataFrame(rows)
     publish(folder, "transfer", table)
     return table
