@@ -55,18 +55,17 @@ class Study:
 
 
 def run_specs(study: Study, folder: Path, seeds: int, device: str) -> None:
-    """Every run of the study's suite file once per seed, into ``folder`` (checked before any starts)."""
-    from evoboard.suite.runner import Run
-    from evoboard.suite.spec import resolve
+    """Every run of the study's suite file once per seed, into ``folder`` (checked before any starts).
+
+    The runs go through the suite driver: on ``--jobs`` workers, a line each as it finishes, and a
+    re-run of the study skips the (config, seed) already in ``folder`` and resumes the cut ones.
+    """
+    from evoboard.suite.suites.driver import run_all
     from evoboard.suite.suites.files import check_suite, load_suite
 
     suite = load_suite(FOLDER / study.suite_file)
     check_suite(suite)
-    resolved = [resolve(replace(spec, device=device)) for spec in suite.for_seeds(seeds)]
-    for i, spec in enumerate(resolved, 1):
-        row = Run(spec, folder).run()
-        print(f"[{study.name} {i}/{len(resolved)}] {row['task']} {row['encoding']}/{row['algorithm']} "
-              f"s{spec.spec.seed}: {row['final_score']:.4g} ({row['wall_s']:.0f} s)")  # fmt: skip
+    run_all([replace(spec, device=device) for spec in suite.for_seeds(seeds)], folder, study.name)
 
 
 def run_study(study: Study, out: str | Path, seeds: int, device: str) -> list[dict]:
