@@ -17,7 +17,7 @@ from evoboard.suite.studies.claims import Claim, Comparison, Sample
 from evoboard.suite.studies.extend import swap
 from evoboard.suite.studies.reference import Study, run_study
 from evoboard.suite.studies.reference.catalogue import STUDIES, floors
-from evoboard.suite.suites import SUITES, Suite
+from evoboard.suite.suites import SUITES, Suite, load_suite
 from tests.conftest import REPO
 
 REFERENCE = REPO / "results" / "reference"
@@ -157,3 +157,9 @@ def test_a_suite_files_comparisons_are_written_beside_its_leaderboard(tmp_path, 
     path.write_text(TINY + '[[compare]]\nx = "lowrank/ga"\n')
     assert main(["bench", str(path), "--out", str(out)]) == 2
     assert "a comparison is x =" in capsys.readouterr().err
+
+
+def test_the_example_suite_file_names_its_comparison():
+    suite = load_suite(REPO / "examples" / "toy_encoding" / "compare.toml")
+    assert suite.compare == ({"x": "toy-uniform/ga", "y": "dense/ga"},)
+    assert {s.encoding for s in suite.specs} == {"dense", "toy-uniform"}

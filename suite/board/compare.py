@@ -185,7 +185,7 @@ def render_comparison(result: dict[str, Any], fmt: str = "table") -> str:
              t["y_high"]), str(t["y_n"]), t["score_kind"]] for t in r["per_task"]]  # fmt: skip
     same = r["x_commits"] == r["y_commits"] and " " not in r["x_commits"]
     lines = [
-        f"pooled ({r['normalization'] or 'nothing measured'}): X {_ci(r['x_iqm'], r['x_low'], r['x_high'])}, "
+        f"pooled, normalization {r['normalization'] or '-'}: X {_ci(r['x_iqm'], r['x_low'], r['x_high'])}, "
         f"Y {_ci(r['y_iqm'], r['y_low'], r['y_high'])}",
         f"P(X > Y) = {_ci(r['effect'], r['p_low'], r['p_high'])} over {r['n_x']}/{r['n_y']} runs "
         f"({r['design'] or '-'}; missing {r['missing_x']}/{r['missing_y']})",
