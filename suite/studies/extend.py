@@ -142,25 +142,21 @@ def added_claims(study: Study, folder: Path, additions: list[tuple[str, str]]) -
 
     floor, scale = study_rule(folder) or (None, None)
     base = study_searches(study)
-    configs = _flat(base)
+    pairs = [(i, kind, name) for kind, name in additions for i, s in enumerate(base) if getattr(s, kind) != name]
+    news = [swap(base[i], kind, name)[0] for i, kind, name in pairs]
+    pairs, news = [p for p, n in zip(pairs, news, strict=True) if n], [n for n in news if n]
+    configs = _flat(base + news)  # a key that varies within one (task, encoding, algorithm) names the variant too
     fixed = {*GROUP, "config", "seed", "device", "threads"}
+    by = [configs[g] for g in GROUP]
+    keys = [c for c in configs.columns if c not in fixed and (configs[c].map(repr).groupby(by).nunique() > 1).any()]
     several = len({s.task for s in base}) > 1  # pool normalized scores, 0 at the floor and 1 at Y, as compare does
-    keys = [
-        c
-        for c in configs.columns
-        if c not in fixed and (configs[c].map(repr).groupby([configs[g] for g in GROUP]).nunique() > 1).any()
-    ]
     claims: dict[str, Claim] = {}
-    for kind, name in additions:
-        for i, spec in enumerate(base):
-            new = None if getattr(spec, kind) == name else swap(spec, kind, name)[0]
-            if new is None:
-                continue
-            x, y = _sample(_flat([new]).iloc[0], keys), _sample(configs.iloc[i], keys)
-            requires = (Comparison(x, floor), Comparison(y, floor)) if floor is not None else ()
-            pool = scale or (Scale(floor, y) if several and floor is not None and floor.constant is None else None)
-            claims.setdefault(x.label + " | " + y.label, Claim(f"{x.label} beats {y.label}", f"added ({kind} {name})",
-                              Comparison(x, y), requires, pool))  # fmt: skip
+    for j, (i, kind, name) in enumerate(pairs):
+        x, y = _sample(configs.iloc[len(base) + j], keys), _sample(configs.iloc[i], keys)
+        requires = (Comparison(x, floor), Comparison(y, floor)) if floor is not None else ()
+        pool = scale or (Scale(floor, y) if several and floor is not None and floor.constant is None else None)
+        claims.setdefault(x.label + " | " + y.label, Claim(f"{x.label} beats {y.label}", f"added ({kind} {name})",
+                          Comparison(x, y), requires, pool))  # fmt: skip
     return tuple(claims.values())
 
 
