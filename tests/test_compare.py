@@ -49,10 +49,11 @@ def assert_same(row: pd.Series, claim: pd.Series) -> None:
             assert str(mine) == str(theirs), column
 
 
-@pytest.mark.parametrize(
-    "study, x, y",
-    [("garbus-rl", "lowrank/ga", "dense/ga"), ("garbus-charlm", "lowrank/openai-es", "small_dense/openai-es")],
-)
+PAIRS = [(study, claim.test.x.label, claim.test.y.label) for study in ("garbus-rl", "garbus-charlm")
+         for claim in STUDIES[study].claims]  # fmt: skip
+
+
+@pytest.mark.parametrize("study, x, y", PAIRS)
 def test_compare_gives_the_claims_tables_numbers(study, x, y):
     claims = pd.read_csv(REFERENCE / study / "claims.csv")
     claim = claims[(claims["x"] == x) & (claims["y"] == y)].iloc[0]
