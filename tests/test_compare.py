@@ -72,6 +72,8 @@ def test_compare_table_says_tasks_floors_and_commits():
     assert "Walker2d-v5" in text and "HalfCheetah-v5" not in text.splitlines()[1]
     assert "P(lowrank/ga > random)" in text and "commits: X c5f76e9c7088; Y c5f76e9c7088" in text
     assert "different commits" not in text
+    row = compared(REFERENCE / "garbus-rl", "lowrank", "random")  # against the floor itself: only X is gated
+    assert row["floors"] == "P(lowrank > random) = 0.80, p = 0.0205" and row["verdict"] == "reproduced"
 
 
 def test_compare_bad_variants_are_one_line_exit_2(capsys):

@@ -139,8 +139,8 @@ def claim_for(folder: str | Path, table: pd.DataFrame, x: Sample, y: Sample, tas
     if scale is not None and scale.floor is not floor and study_rule(folder) is None:
         scale = Scale(floor, y)
     test = Comparison(x, y, tasks=(task,) if task else None)
-    return Claim(finding or f"{x.label} beats {y.label}", "evoboard compare", test, (Comparison(x, floor),
-                 Comparison(y, floor)), scale)  # fmt: skip
+    gates = tuple(Comparison(s, floor) for s in (x, y) if dict(s.where) != dict(floor.where))  # not the floor itself
+    return Claim(finding or f"{x.label} beats {y.label}", "evoboard compare", test, gates, scale)
 
 
 def compare(folder: str | Path, x: str, y: str, task: str | None = None, floor: str | None = None) -> dict[str, Any]:
