@@ -213,11 +213,12 @@ def add_variants(study_name: str, values: list[str], out: Path, seeds: int, devi
               f"s{spec.spec.seed}: {row['final_score']:.4g} ({row['wall_s']:.0f} s)", flush=True)  # fmt: skip
     if study.after is not None:
         study.after(folder)
-    claims = study.claims + added_claims(study, folder, recorded(folder, additions))
+    every = recorded(folder, additions)
+    claims = study.claims + added_claims(study, folder, every)
     command = f"evoboard bench {study.name} --add {' '.join(values)} --seeds {seeds}"
     rows = write_claims(folder, claims, command)
     with open(folder / "claims.md", "a") as f:
-        f.write(f"\n{commits(folder, additions)}; {len(claims)} claims in one Holm family; the added runs "
+        f.write(f"\n{commits(folder, every)}; {len(claims)} claims in one Holm family; the added runs "
                 f"{time.perf_counter() - start:.0f} s wall on this machine.\n")  # fmt: skip
     print(f"{study.name}: {len(todo)} runs added, {len(claims)} claims in {folder / 'claims.md'}")
     return rows
