@@ -24,6 +24,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, group: str):
         self.kind, self.group = kind, group
         self._items: dict[str, T] = {}
+        self._plugins: set[str] = set()  # names that came from entry points
         self._plugins_loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -44,10 +45,12 @@ class Registry(Generic[T]):
         for ep in entry_points(group=self.group):
             if ep.name not in self._items:
                 self._items[ep.name] = ep.load()
+                self._plugins.add(ep.name)
 
-    def names(self) -> list[str]:
+    def names(self, builtin_only: bool = False) -> list[str]:
+        """Every registered name; ``builtin_only``: without the installed plugins'."""
         self._load_plugins()
-        return sorted(self._items)
+        return sorted(n for n in self._items if not (builtin_only and n in self._plugins))
 
     def get(self, name: str) -> T:
         self._load_plugins()

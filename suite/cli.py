@@ -1,4 +1,4 @@
-"""``evoboard``: list, run, bench, leaderboard, resume, replay, suite show, report.
+"""``evoboard``: list, run, bench, leaderboard, compare, resume, replay, suite show, report.
 
 Bad input (unknown name, impossible value, malformed ``--set``, unusable path) exits 2
 with one line saying what is wrong and what would be valid: no traceback, nothing written.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evoboard import envs
+from evoboard import envs, lazy
 from evoboard.agents.algorithms import ALGORITHMS
 from evoboard.agents.encodings import ENCODINGS
 from evoboard.agents.policies import POLICIES
@@ -102,6 +102,9 @@ def build_parser() -> Parser:
     )
     p.add_argument("--rerun", action="store_true",
                    help="run every run again, even those whose row is already there (default: skip them)")  # fmt: skip
+    p.add_argument("--add", action="append", default=[], metavar="KIND=NAME",
+                   help="a reference study only: run encoding=NAME (or algorithm=NAME) where the study runs its own, "
+                        "then derive its claims with it (repeatable; docs/compare.md)")  # fmt: skip
 
     p = sub.add_parser("leaderboard", help="show the leaderboard", **shown)
     p.add_argument("--out", default="results", help="output folder holding leaderboard.csv")
@@ -112,6 +115,16 @@ def build_parser() -> Parser:
     p.add_argument("--runs", action="store_true",
                    help="one line per run instead of aggregates over seeds; a second row of the same (config, seed) "
                         "names the row that counts (duplicate_of)")  # fmt: skip
+
+    p = sub.add_parser("compare", help="two variants of a leaderboard by the claims' decision rule", **shown)
+    p.add_argument("x", help="variant X: encoding/algorithm, a bare name, or key=value filters joined by commas")
+    p.add_argument("y", help="variant Y, the same way")
+    p.add_argument("--out", default="results", help="output folder holding leaderboard.csv")
+    p.add_argument("--task", help="only this task (default: every task both variants ran)")
+    p.add_argument(
+        "--floor", help="the variant both must beat (default: the study's floor, else random/unigram/bigram)"
+    )
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown"], help="output format")
 
     p = sub.add_parser("resume", help="continue a run from its folder", **shown)
     p.add_argument("run_dir", help="a run folder, results/runs/<run_id>")
@@ -239,6 +252,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise UsageError(f"--jobs must be >= 1, got {workers}")
     require(args.log)
     out = check_writable(args.out)
+    if args.add:  # only the added variant's runs into the study's folder, then its claims (#27)
+        return lazy.load("evoboard.suite.studies.extend:add_variants")(
+            args.suite, args.add, out, args.seeds, args.device
+        )
     if suite.procedure is not None:
         with using_workers(workers):
             suite.procedure(str(out), args.seeds, args.device)
@@ -247,6 +264,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     resolved = [resolve(RunSpec(**{**vars(s), "device": args.device})) for s in specs]  # all checked first
     table, failed = run_suite(suite.name, resolved, out, runner_for(workers, args.ray, out), args.rerun, args.log)
     print(render(table, "table"))
+    if suite.compare:  # the suite file's [[compare]] claims beside its leaderboard (#27)
+        lazy.load("evoboard.suite.board.compare:write_suite_claims")(out, suite.compare, f"evoboard bench {args.suite}")
     if failed:
         first = "; ".join(f"{label}: {error}" for label, error in failed[:2])
         raise RunFailed(f"{len(failed)} run(s) failed ({first}); the same command runs them again")
@@ -274,6 +293,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
         print(render(leaderboard.ranked(marked), args.format, [*SHOWN, "duplicate_of"]))
     else:
         print(render(leaderboard.aggregate(table), args.format, AGGREGATE_SHOWN))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """X against Y: per-task IQMs, the pooled comparison, P(X > Y), the exact test, floors, verdict, commits."""
+    from evoboard.suite.board.compare import compare, render_comparison  # scipy and the studies load only here
+
+    print(render_comparison(compare(args.out, args.x, args.y, args.task, args.floor), args.format))
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -308,6 +334,7 @@ COMMANDS = {
     "run": cmd_run,
     "bench": cmd_bench,
     "leaderboard": cmd_leaderboard,
+    "compare": cmd_compare,
     "resume": cmd_resume,
     "replay": cmd_replay,
     "suite": cmd_suite,

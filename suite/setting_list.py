@@ -59,8 +59,8 @@ def applicable(
     return parts
 
 
-def every_setting() -> list[Setting]:
-    """Every key of every registered component, once per component that declares it."""
+def every_setting(builtin_only: bool = False) -> list[Setting]:
+    """Every key of every registered component (``builtin_only``: not the plugins'), once per component."""
     shared = {s.key for s in describe_options(EpisodeOptions, "")}
     out = describe_options(EpisodeOptions, "every task")
     families: dict[type, list[str]] = {}
@@ -75,7 +75,7 @@ def every_setting() -> list[Setting]:
             label = f"task {ids[0].split('/')[0]}/*" if "/" in ids[0] else "gym tasks" if len(ids) > 1 else ids[0]
             out += [s for s in describe_options(cls, label) if s.key not in shared]
     for kind, registry in (("policy", POLICIES), ("encoding", ENCODINGS), ("algorithm", ALGORITHMS)):
-        for name in registry.names():
+        for name in registry.names(builtin_only):
             out += describe_options(registry.get(name).Options, f"{kind} {name}")
     out += describe_options(RunnerOptions, "runner")
     for name in BACKENDS:
@@ -99,9 +99,9 @@ def render_settings(settings: list[Setting]) -> str:
 
 
 def settings_markdown() -> str:
-    """docs/settings.md's table of every ``--set`` key: key, component, type, default, meaning."""
+    """docs/settings.md's table of every built-in ``--set`` key: key, component, type, default, meaning."""
     rows = ["| key | component | type | default | meaning |", "|---|---|---|---|---|"]
-    for s in every_setting():
+    for s in every_setting(builtin_only=True):
         doc = s.doc.replace("|", "\\|")
         rows.append(f"| `{s.key}` | {s.owner} | {s.type.replace('|', 'or')} | `{show_value(s.default)}` | {doc} |")
     return "\n".join(rows)

@@ -11,6 +11,9 @@ A suite file names its runs; ``evoboard bench FILE --seeds K`` runs each once pe
     grid = { encoding = ["dense", "lowrank"] }   # one run per combination (optional)
     [[baselines]]                      # run on every task of the runs (optional)
     algorithm = "random"
+    [[compare]]                        # claims written beside the leaderboard (optional; docs/compare.md)
+    x = "lowrank/ga"
+    y = "dense/ga"                     # also: task = "CartPole-v1", floor = "random"
 
 Seeds come from ``--seeds`` and the device from ``--device``, so runs set neither. A baseline
 without ``task`` runs on every task of the runs at that task's budget: each ``BUDGET_KEYS`` key
@@ -32,7 +35,8 @@ from evoboard.suite.suites.registry import Suite
 RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
 BUDGET_KEYS = ("population", "generations", "episodes", "max_steps", "max_frames", "patience", "eval_episodes")
 """What a baseline without ``task`` takes from its task's runs where they all agree."""
-TOP_KEYS = ("name", "description", "defaults", "runs", "baselines")
+TOP_KEYS = ("name", "description", "defaults", "runs", "baselines", "compare")
+COMPARE_KEYS = ("x", "y", "task", "floor")
 FOLDER = Path(__file__).resolve().parent
 """Where the built-in suite files live (shipped as package data)."""
 
@@ -78,7 +82,17 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
             for run in _expand({**shared, **table, "task": task}, defaults, f"{where} baselines[{i}]"):
                 specs.append(spec_from_table(run, f"{where} baselines[{i}]", RUN_KEYS))
     description = data.get("description", f"{len(specs)} runs from {where}")
-    return Suite(data.get("name", name), str(description), tuple(specs), source=source)
+    compare = tuple(_comparison(t, f"{where} compare[{i}]") for i, t in enumerate(_tables(data, "compare", where)))
+    return Suite(data.get("name", name), str(description), tuple(specs), source=source, compare=compare)
+
+
+def _comparison(table: dict[str, Any], where: str) -> dict[str, str]:
+    """A ``[[compare]]`` table: strings x and y (variants, as ``evoboard compare`` takes them), task and floor."""
+    wrong = sorted(set(table) - set(COMPARE_KEYS)) or [k for k in ("x", "y") if k not in table]
+    if wrong or not all(isinstance(v, str) for v in table.values()):
+        raise UsageError(f'{where}: a comparison is x = "encoding/algorithm", y = "...", optionally task and floor '
+                         f"(strings), got keys {', '.join(sorted(table))}")  # fmt: skip
+    return dict(table)
 
 
 def task_budget(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ class Suite:
     """Runs instead of ``specs`` when set (e.g. the lottery-ticket rounds, each round depending on the last)."""
     source: Path | None = None
     """The suite file it was read from (``evoboard suite show`` prints it); None for a procedure."""
+    compare: tuple[dict[str, str], ...] = ()
+    """Its ``[[compare]]`` tables (x, y, optional task, floor): claims ``bench`` writes beside its leaderboard."""
 
     def for_seeds(self, seeds: int) -> list[RunSpec]:
         """Every spec once per seed 0..seeds-1."""
