@@ -1,0 +1,72 @@
+"""Decoded rows and their cache: what lets a generation's decode cost a number of tensor ops that does not grow with P.
+
+A decode gathers every cached row it needs with one indexing op per cached tensor, draws all
+new noise with one gather from the noise table, and mutates all children of a lineage depth
+in one batched op; only the number of cached tensors and the depth of replayed lineages
+(1 in a steady GA generation) set the count, never the number of members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+Genome = tuple[int, ...]
+
+
+class Rows:
+    """Search vectors of some genomes: a tensor (n, D) and each genome's row in it."""
+
+    def __init__(self, tensor: torch.Tensor, genomes: Iterable[Genome]):
+        self.tensor = tensor  # (n, D)
+        self.index = {g: i for i, g in enumerate(genomes)}
+
+    def take(self, rows: Sequence[int]) -> torch.Tensor:
+        """Rows ``rows`` of the tensor (len(rows), D): the tensor itself when that is all of it, in order."""
+        if len(rows) == len(self.tensor) and all(r == i for i, r in enumerate(rows)):
+            return self.tensor
+        return self.tensor.index_select(0, torch.as_tensor(rows, device=self.tensor.device))
+
+
+def gather(found: Sequence[tuple[Rows, int]], dims: int, device: torch.device) -> torch.Tensor:
+    """The rows ``found`` names, in order: (n, D); one indexing op (and one copy) per distinct source."""
+    sources: dict[int, tuple[Rows, list[int], list[int]]] = {}
+    for position, (rows, row) in enumerate(found):
+        entry = sources.setdefault(id(rows), (rows, [], []))
+        entry[1].append(position)
+        entry[2].append(row)
+    if len(sources) == 1:
+        rows, _, picked = next(iter(sources.values()))
+        return rows.take(picked)
+    out = torch.empty(len(found), dims, device=device)  # (n, D): every row written below
+    for rows, positions, picked in sources.values():
+        out.index_copy_(0, torch.as_tensor(positions, device=device), rows.take(picked))
+    return out
+
+
+class DecodeCache:
+    """The rows of the last ``keep`` decodes, each with the parents its children were mutated from.
+
+    Three decodes cover a GA generation as the runner asks for it (the population, the parents
+    beside it for the mutation effects, the elite candidates), so the next population's parents
+    and this one's references are always found; the parents kept with each decode are what the
+    references ask for, so the population before need not be kept whole.
+    """
+
+    def __init__(self, keep: int = 3):
+        self.keep = keep
+        self.decodes: list[list[Rows]] = []  # oldest first
+
+    def find(self, genome: Genome) -> tuple[Rows, int] | None:
+        """Where a genome's row is cached (newest first), or None."""
+        for records in reversed(self.decodes):
+            for rows in records:
+                row = rows.index.get(genome)
+                if row is not None:
+                    return rows, row
+        return None
+
+    def add(self, records: list[Rows]) -> None:
+        """Keep one decode's records; forget the oldest beyond ``keep``."""
+        self.decodes = [*self.decodes, records][-self.keep :]
