@@ -23,10 +23,15 @@ class Rows:
         self.index = {g: i for i, g in enumerate(genomes)}
 
     def take(self, rows: Sequence[int]) -> torch.Tensor:
-        """Rows ``rows`` of the tensor (len(rows), D): the tensor itself when that is all of it, in order."""
-        if len(rows) == len(self.tensor) and all(r == i for i, r in enumerate(rows)):
-            return self.tensor
+        """Rows ``rows`` of the tensor (len(rows), D): a view when they are consecutive, else one gather."""
+        if run(rows):
+            return self.tensor[rows[0] : rows[0] + len(rows)]
         return self.tensor.index_select(0, torch.as_tensor(rows, device=self.tensor.device))
+
+
+def run(rows: Sequence[int]) -> bool:
+    """Whether ``rows`` are consecutive ascending integers (a slice does what an index would)."""
+    return len(rows) > 0 and all(r == rows[0] + i for i, r in enumerate(rows))
 
 
 def gather(found: Sequence[tuple[Rows, int]], dims: int, device: torch.device) -> torch.Tensor:
@@ -41,7 +46,10 @@ def gather(found: Sequence[tuple[Rows, int]], dims: int, device: torch.device) -
         return rows.take(picked)
     out = torch.empty(len(found), dims, device=device)  # (n, D): every row written below
     for rows, positions, picked in sources.values():
-        out.index_copy_(0, torch.as_tensor(positions, device=device), rows.take(picked))
+        if run(positions):  # a block of rows: a plain copy, several times faster than index_copy_ on the CPU
+            out[positions[0] : positions[0] + len(positions)] = rows.take(picked)
+        else:
+            out.index_copy_(0, torch.as_tensor(positions, device=device), rows.take(picked))
     return out
 
 

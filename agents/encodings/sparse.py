@@ -142,11 +142,11 @@ class SparseEncoding(SeedChainEncoding):
         return padded.reshape(segment.parts, segment.chosen).to(self.device)
 
     def mask(self, seed: int) -> torch.Tensor:
-        """Indices into the search vector a child with ``seed`` mutates: (sum of k,), layer by layer, ascending."""
-        return self.masks([seed])[0]
+        """Indices into the search vector a child with ``seed`` mutates: (sum of k,), ascending."""
+        return self.masks([seed])[0].sort().values
 
     def masks(self, seeds: Sequence[int]) -> torch.Tensor:
-        """Indices each child mutates: (C, sum of k), layer by layer, ascending within a layer.
+        """Indices each child mutates: (C, sum of k), layer by layer, in no particular order within a layer.
 
         Disjoint: part ``seed mod parts`` of each layer's partition. Otherwise the k largest of the
         layer's keys in the seed's slice of the noise table (module docstring).
@@ -159,7 +159,7 @@ class SparseEncoding(SeedChainEncoding):
                 local = self._partitions[s.layer].index_select(0, part)  # (C, k)
             else:
                 local = top_k_entries(windows((starts + s.start) % TABLE_SIZE, s.size, self.device), s.chosen)
-            picks.append(local.sort(dim=1).values + s.start)
+            picks.append(local + s.start)
         return torch.cat(picks, dim=1)
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -186,8 +186,11 @@ def top_k_entries(keys: torch.Tensor, k: int) -> torch.Tensor:
     n = keys.shape[1]
     if k >= n:
         return torch.arange(n, device=keys.device).expand(len(keys), n)
-    values, picked = keys.topk(k + 1, dim=1)  # (C, k + 1), largest first
-    tied = torch.nonzero(values[:, k - 1] == values[:, k]).flatten()
+    values, picked = keys.topk(k + 1, dim=1, sorted=False)  # (C, k + 1): the k + 1 largest, in any order
+    low, at = values.min(dim=1)  # the (k + 1)-th largest key: dropped, unless another key equals it
+    rows = torch.arange(len(keys), device=keys.device)
+    picked[rows, at] = picked[:, k].clone()  # the last column takes the dropped one's place, then is cut off
+    tied = torch.nonzero((values == low[:, None]).sum(dim=1) > 1).flatten()
     if len(tied):
         bits = keys.index_select(0, tied).view(torch.int32)  # (T, n)
         ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)  # signed ints in the floats' order
