@@ -17,7 +17,9 @@ fitness of the point being optimised.
 Members are not seed chains: a genome is the key (generation, seed, sign) and ``decode``
 builds mean + sign * sigma * eps(seed) in the encoding's search space. ``best`` is
 (generation, 0, 0), which decodes to the mean. The mean and the Adam moments are float32
-tensors on the encoding's device, and ``tell`` is tensor ops on them. The noise eps is the
+tensors on the encoding's device; a generation's members are one gather of their noise rows
+(a seed's slice of the shared noise table, ``encodings.noise``) and two ops, and ``tell`` is a
+fixed number of tensor ops on the rows decoding drew, whatever the population. The noise eps is the
 encoding's own direction for a seed (``SeedChainEncoding.direction``): standard normal in
 the search vector for ``dense`` and ``lowrank`` (whose search vector is the factors), rank-r noise A B^T / sqrt(r) for
 ``lowrank-perturb`` (EGGROLL, Sarkar et al. 2025: each entry has unit variance and entries

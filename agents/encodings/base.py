@@ -160,7 +160,12 @@ class SeedChainEncoding(Encoding):
 
     @abstractmethod
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        """Children of ``parents`` (C, D), one per seed: (C, D)."""
+        """Children of ``parents`` (C, D), one per seed: (C, D), a new tensor.
+
+        ``parents`` may be a view of cached rows: read it, never write it. Every number from the seeds
+        alone (``noises``, one gather for all C), with one rounding per op, so a child is the same
+        alone or in a batch and on every device (``noise``).
+        """
 
     def to_params(self, z: torch.Tensor) -> PopulationParams:
         """Layer parameters viewing the search vectors z (P, D); default: dense forms of every layer."""

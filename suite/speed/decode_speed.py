@@ -4,7 +4,8 @@
 
 ``DIR`` is an importable copy of another evoboard (a folder holding ``evoboard/`` with its
 ``suite``, ``envs`` and ``agents`` inside, e.g. ``git archive <sha>`` unpacked and linked so);
-each measurement runs in a fresh process (one torch thread) with this file's timing code and
+each measurement runs in a fresh process (one torch thread, glibc malloc keeping freed memory as
+the CLI sets it, ``suite/allocator.py``) with this file's timing code and
 either version's encodings, the two versions alternating, and the median of each is reported.
 A generation is the GA's: an elite plus P - 1 children of the first T = P / 4 members of the
 population before, so parents come from the decode cache (lowrank-perturb folds them then).
@@ -36,6 +37,12 @@ def steady_decode_seconds(task_id: str, encoding: str, population: int, generati
     from evoboard.agents import make_policy
     from evoboard.agents.encodings import make
 
+    try:  # as a run does (the CLI keeps freed memory mapped): both versions alike
+        from evoboard.suite.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    except ImportError:
+        pass
     torch.set_num_threads(1)
     task = envs.make(task_id)
     policy = make_policy(task.default_policy, task.observation_space, task.action_space)
