@@ -26,9 +26,11 @@ the same number on every evolved tensor, factors included.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import torch
@@ -286,14 +288,29 @@ class SeedChainEncoding(Encoding):
         if inits:
             drawn = Rows(self.init_vectors([g[0] for g in inits]), inits)
             where.update((g, (drawn, i)) for i, g in enumerate(inits))
-        parents = None
+        targets = list(dict.fromkeys(genomes))
+        parents = children = z = None
         for level in sorted(levels):
             nodes = levels[level]
             parents = self.rows_of(list(dict.fromkeys(node[:-1] for node in nodes)), where)
             picks = [parents.index[node[:-1]] for node in nodes]
-            children = Rows(self.mutate(parents.take(picks), [node[-1] for node in nodes]), nodes)
+            at = block(targets, nodes) if level == max(levels) and self._mutates_into else None
+            if at is None:
+                children = Rows(self.mutate(parents.take(picks), [node[-1] for node in nodes]), nodes)
+            else:  # the children are a block of the decode's rows: mutate them in place there, no copy
+                z = torch.empty(len(targets), self.search_dims, device=self.device)  # (P, D)
+                out = z[at : at + len(nodes)]
+                children = Rows(self.mutate(parents.take(picks), [node[-1] for node in nodes], out=out), nodes)
             where.update((g, (children, i)) for i, g in enumerate(nodes))
-        return self.rows_of(list(dict.fromkeys(genomes)), where), parents
+        if z is not None:
+            gather([where[g] for g in targets], self.search_dims, self.device, out=z, written=children)
+            return Rows(z, targets), parents
+        return self.rows_of(targets, where), parents
+
+    @cached_property
+    def _mutates_into(self) -> bool:
+        """Whether ``mutate`` takes ``out=`` (dense and lowrank do): children written where the decode wants them."""
+        return "out" in inspect.signature(self.mutate).parameters
 
     def rows_of(self, genomes: list[Genome], where: dict[Genome, tuple[Rows, int]]) -> Rows:
         """One Rows of distinct ``genomes`` whose places are known."""
@@ -305,3 +322,14 @@ class SeedChainEncoding(Encoding):
         z = rows.take([rows.index[g] for g in genomes])  # (P, D); no copy when the rows are the population
         self._cache.add([rows] if parents is None else [rows, parents])
         return self.to_params(z)
+
+
+def block(targets: list[Genome], nodes: list[Genome]) -> int | None:
+    """Where ``nodes`` sit in ``targets`` as one consecutive block in order, when they do and are not all of it."""
+    if not nodes or len(nodes) == len(targets):
+        return None  # all of it: the mutation's own output is the decode's rows already
+    try:
+        at = targets.index(nodes[0])
+    except ValueError:
+        return None
+    return at if targets[at : at + len(nodes)] == nodes else None

@@ -130,21 +130,24 @@ def offsets(seeds: Sequence[int] | np.ndarray) -> np.ndarray:
     return (x % np.uint64(TABLE_SIZE)).astype(np.int64)
 
 
-def windows(starts: torch.Tensor, dims: int, device: torch.device) -> torch.Tensor:
+def windows(starts: torch.Tensor, dims: int, device: torch.device, out: torch.Tensor | None = None) -> torch.Tensor:
     """Rows ``table[starts[c] : starts[c] + dims]`` (C, dims), one gather; ``starts`` (C,) int64 on ``device``.
 
     Each start is below TABLE_SIZE; a row reads on cyclically: entry j is table[(start + j) mod TABLE_SIZE].
     """
     tab = table(device, TABLE_SIZE + dims)
     rows = torch.as_strided(tab, (len(tab) - dims + 1, dims), (1, 1))  # row s = entries s .. s + dims - 1
-    return rows.index_select(0, starts)
+    return torch.index_select(rows, 0, starts, out=out) if out is not None else rows.index_select(0, starts)
 
 
-def noise_rows(seeds: Sequence[int], dims: int, device: torch.device | str, skip: int = 0) -> torch.Tensor:
-    """Standard normal noise of each seed: (C, dims), row c = entries offset(seeds[c]) + skip + j of the table."""
+def noise_rows(
+    seeds: Sequence[int], dims: int, device: torch.device | str, skip: int = 0, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Standard normal noise of each seed: (C, dims), row c = entries offset(seeds[c]) + skip + j of the table
+    (written into ``out`` when given)."""
     device = torch.device(device)
     starts = torch.as_tensor((offsets(seeds) + skip) % TABLE_SIZE, device=device)
-    return windows(starts, dims, device)
+    return windows(starts, dims, device, out)
 
 
 def noise(seed: int, dims: int, device: torch.device | str = "cpu") -> torch.Tensor:

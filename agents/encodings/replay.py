@@ -34,17 +34,26 @@ def run(rows: Sequence[int]) -> bool:
     return len(rows) > 0 and all(r == rows[0] + i for i, r in enumerate(rows))
 
 
-def gather(found: Sequence[tuple[Rows, int]], dims: int, device: torch.device) -> torch.Tensor:
-    """The rows ``found`` names, in order: (n, D); one indexing op (and one copy) per distinct source."""
+def gather(
+    found: Sequence[tuple[Rows, int]], dims: int, device: torch.device, out: torch.Tensor | None = None,
+    written: Rows | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """The rows ``found`` names, in order: (n, D); one indexing op (and one copy) per distinct source.
+
+    ``out``: write them there, leaving the rows ``written`` names (already in place) as they are.
+    """
     sources: dict[int, tuple[Rows, list[int], list[int]]] = {}
     for position, (rows, row) in enumerate(found):
+        if rows is written:
+            continue
         entry = sources.setdefault(id(rows), (rows, [], []))
         entry[1].append(position)
         entry[2].append(row)
-    if len(sources) == 1:
+    if len(sources) == 1 and out is None:
         rows, _, picked = next(iter(sources.values()))
         return rows.take(picked)
-    out = torch.empty(len(found), dims, device=device)  # (n, D): every row written below
+    if out is None:
+        out = torch.empty(len(found), dims, device=device)  # (n, D): every row written below
     for rows, positions, picked in sources.values():
         if run(positions):  # a block of rows: a plain copy, several times faster than index_copy_ on the CPU
             out[positions[0] : positions[0] + len(positions)] = rows.take(picked)
