@@ -5,7 +5,8 @@
 ``DIR`` is an importable copy of another evoboard (a folder holding ``evoboard/`` with its
 ``suite``, ``envs`` and ``agents`` inside, e.g. ``git archive <sha>`` unpacked and linked so);
 each measurement runs in a fresh process (one torch thread, glibc malloc keeping freed memory as
-the CLI sets it, ``suite/allocator.py``) with this file's timing code and
+the CLI sets it, ``suite/allocator.py``) with this file's timing code (CPU time: on a shared machine
+wall time counts other jobs' turns too) and
 either version's encodings, the two versions alternating, and the median of each is reported.
 A generation is the GA's: an elite plus P - 1 children of the first T = P / 4 members of the
 population before, so parents come from the decode cache (lowrank-perturb folds them then).
@@ -30,7 +31,7 @@ GENERATIONS = 6
 
 
 def steady_decode_seconds(task_id: str, encoding: str, population: int, generations: int = GENERATIONS) -> list[float]:
-    """Seconds of each steady generation's decode (generations 2..) on the CPU, one torch thread."""
+    """CPU seconds of each steady generation's decode (generations 2..) on the CPU, one torch thread."""
     import torch
 
     from evoboard import envs
@@ -55,9 +56,9 @@ def steady_decode_seconds(task_id: str, encoding: str, population: int, generati
     for gen in range(1, generations + 1):
         children = [(*genomes[i % parents], 10_000 * gen + i) for i in range(population - 1)]
         genomes = [genomes[0], *children]
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time: on a shared machine, wall time also counts others' turns
         enc.decode(genomes)
-        seconds.append(time.perf_counter() - t0)
+        seconds.append(time.process_time() - t0)
     return seconds[1:]  # generation 1 folds inits nothing else does: left out
 
 
@@ -101,13 +102,13 @@ def main(argv: list[str] | None = None) -> None:
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows, columns=["task", "encoding", "population", "before_s", "after_s", "after_over_before"])
     cells = [[TASKS[t], e, str(p), f"{b * 1e3:.1f}", f"{a * 1e3:.1f}", f"{r:.2f}"] for t, e, p, b, a, r in rows]
-    header = ["policy", "encoding", "P", f"{args.label} ms", "this ms", "this / before"]
+    header = ["policy", "encoding", "P", f"{args.label} CPU ms", "this CPU ms", "this / before"]
     markdown = "\n".join(
         [
             "# Decode time of a steady GA generation, side by side",
             "",
-            f"Median of {args.rounds * (GENERATIONS - 1)} generations per cell, each version in {args.rounds} fresh "
-            "processes, the versions alternating; one torch thread.",
+            f"Median CPU time (process time, one torch thread) of {args.rounds * (GENERATIONS - 1)} generations per "
+            f"cell, each version in {args.rounds} fresh processes, the versions alternating.",
             "",
             markdown_table(header, cells),
             f"Measured on {machine(threads=1)}, other jobs running (a shared machine: ratios, not absolute times).",
