@@ -54,7 +54,7 @@ class GAOptions(EliteOptions):
     """Parents kept each generation (top T); default: a quarter of the population, at least 2."""
     mutation_stats: bool = True
     """Evaluate the parents beside their children on the same episodes each generation, for the history's
-    ``harmful_fraction`` and ``median_delta`` (costs up to T - elites extra members a generation)."""
+    ``harmful_fraction`` and ``median_delta`` (costs T - elites extra members a generation)."""
 
 
 @dataclasses.dataclass
