@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from evoboard.agents.encodings import ENCODINGS, make
-from evoboard.agents.encodings.base import noise
 from evoboard.agents.encodings.lowrank import FactorizedConv2d, FactorizedEmbedding, FactorizedLinear, LowRankOptions
 from evoboard.agents.encodings.lowrank_perturb import LowRankPerturbOptions
 from evoboard.agents.encodings.perturbed_layers import PerturbedConv2d, PerturbedEmbedding, PerturbedLinear
@@ -318,25 +317,23 @@ def test_lowrank_perturb_child_delta_has_rank_r():
             assert bool((child[f"{layer.name}.bias"] != parent[f"{layer.name}.bias"]).all())
 
 
-def test_lowrank_perturb_folds_only_the_children_used_again_and_draws_each_childs_noise_once(monkeypatch):
+def test_lowrank_perturb_folds_only_the_children_used_again_in_one_batch(monkeypatch):
     import evoboard.agents.encodings.lowrank_perturb as module
 
     enc = encoding("lowrank-perturb")
     genomes, _ = population(enc)  # an elite and 7 children: shared-base forms
-    drawn, folds = [], []
-    monkeypatch.setattr(module, "noise", lambda seed, *a: drawn.append(seed) or noise(seed, *a))
-    real_fold = module.LowRankPerturbEncoding._fold_into
+    folded = []
+    real_mutate = module.LowRankPerturbEncoding.mutate
 
-    def fold(self, child, parent, eps, only=None):
-        folds.append(only)
-        real_fold(self, child, parent, eps, only)
+    def mutate(self, parents, seeds):
+        folded.append(list(seeds))
+        return real_mutate(self, parents, seeds)
 
-    monkeypatch.setattr(module.LowRankPerturbEncoding, "_fold_into", fold)
+    monkeypatch.setattr(module.LowRankPerturbEncoding, "mutate", mutate)
     parents = [genomes[1], genomes[2]]
     grandchildren = [parents[0], *[(*parents[i % 2], 5000 + i) for i in range(7)]]
     params = enc.decode(grandchildren)
-    assert sorted(drawn) == list(range(5000, 5007))  # the parents' noise was kept: no seed drawn twice
-    assert [only for only in folds if only is None] == [None, None]  # the two parents folded, no child
+    assert folded == [[parents[0][-1], parents[1][-1]]]  # the two parents in one batch; no grandchild folded
     assert isinstance(params["fc0"], PerturbedLinear)
     fresh, block = encoding("lowrank-perturb"), next(b for b in enc.blocks if (b.layer, b.role) == ("fc0", "weight"))
     for genome, dense in zip(grandchildren, weights(params)["fc0.weight"], strict=True):

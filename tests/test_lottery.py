@@ -144,6 +144,7 @@ def test_a_masked_search_holds_only_the_surviving_weights_and_pruned_ones_stay_z
     assert search.full_dims == full.search_dims == 16 * 64 + 16 + 10 * 16 + 10
     # The initial vector is the unmasked one's survivors (a rewind), pruned weights exactly zero.
     start = search.to_params(search.init_vector(11).unsqueeze(0))
+    assert torch.equal(search.vectors([(12,), (11,)])[1], search.init_vector(11))  # a batch of inits rewinds too
     reference = full.to_params(full.init_vector(11).unsqueeze(0))
     for layer in ("fc0", "fc1"):
         m = torch.tensor(mask[layer])

@@ -117,8 +117,14 @@ def test_lottery_reads_the_search_state_where_it_is(masked_search):
     assert mean.shape == sigma.shape == (full,) and mean.dtype == torch.float64
 
 
-@pytest.mark.xfail(strict=False, reason="noise draws with a generator on the run's device until #29 part A")
-@pytest.mark.parametrize("name", encoding_registry.ENCODINGS.names())
+DATA_DEPENDENT = pytest.mark.xfail(
+    raises=NotImplementedError, strict=True, reason="sparse's top-k gathers use torch.nonzero, which has no meta kernel"
+)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=DATA_DEPENDENT) if n == "sparse" else n for n in encoding_registry.ENCODINGS.names()]
+)
 def test_decode_stays_on_the_device(name):
     policy, _, _ = policy_for("mlp-box")
     encoding = encoding_registry.make(name, policy, device=META)

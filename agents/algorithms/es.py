@@ -17,7 +17,9 @@ fitness of the point being optimised.
 Members are not seed chains: a genome is the key (generation, seed, sign) and ``decode``
 builds mean + sign * sigma * eps(seed) in the encoding's search space. ``best`` is
 (generation, 0, 0), which decodes to the mean. The mean and the Adam moments are float32
-tensors on the encoding's device, and ``tell`` is tensor ops on them. The noise eps is the
+tensors on the encoding's device; a generation's members are one gather of their noise rows
+(a seed's slice of the shared noise table, ``encodings.noise``) and two ops, and ``tell`` is a
+fixed number of tensor ops on the rows decoding drew, whatever the population. The noise eps is the
 encoding's own direction for a seed (``SeedChainEncoding.direction``): standard normal in
 the search vector for ``dense`` and ``lowrank`` (whose search vector is the factors), rank-r noise A B^T / sqrt(r) for
 ``lowrank-perturb`` (EGGROLL, Sarkar et al. 2025: each entry has unit variance and entries
@@ -92,15 +94,15 @@ class MeanSearch(VectorSearch):
 
     def direction(self, seed: int) -> torch.Tensor:
         """Unit-variance noise eps(seed) (D,) in the search space, from the seed alone."""
-        return self._bound().direction(seed).float()
+        return self.directions([seed])[0]
 
     def directions(self, seeds: Sequence[int]) -> torch.Tensor:
-        """eps of each seed: (n, D) float32 on the device, read-only. The last call's rows are kept,
-        so ``tell`` reuses what decoding the same generation drew (a generation's noise is drawn once)."""
+        """eps of each seed: (n, D) float32 on the device, read-only, drawn in one batch. The last call's rows
+        are kept, so ``tell`` reuses what decoding the same generation drew (a generation's noise is drawn once)."""
         key = tuple(seeds)
         if self._noise is None or self._noise[0] != key:
             self._noise = None  # free the previous generation's rows before drawing this one's
-            self._noise = (key, torch.stack([self.direction(s) for s in key]))
+            self._noise = (key, self._bound().directions(key).float())
         return self._noise[1]
 
     def perturbed(
@@ -109,24 +111,28 @@ class MeanSearch(VectorSearch):
         """Rows mean + (sign * scale) * eps(seed) of keyed members (P, D); a sign-0 key is the mean itself.
 
         ``seeds``: the members' distinct seeds in the order ``tell`` asks ``directions`` for them,
-        so a generation's noise is drawn once. Rows are built member by member into one tensor
-        (each step a (D,) vector that stays in cache), with the same arithmetic as
-        ``mean + (sign * scale) * eps``, so results are bit for bit those of building each row alone.
+        so a generation's noise is drawn once. All rows at once: one gather of each member's eps,
+        then eps * scale * sign (sign is +-1, so the product is exactly (sign * scale) * eps), then
+        + mean, a fixed number of tensor ops whatever P.
         """
-        rows = torch.empty((len(genomes), mean.shape[0]), dtype=mean.dtype, device=mean.device)  # (P, D)
-        eps = self.directions(seeds) if seeds else None  # (n, D)
         at = {s: k for k, s in enumerate(seeds)}
-        step = torch.empty_like(mean)  # (D,)
-        for i, (_, seed, sign) in enumerate(genomes):
-            if sign == 0:
-                rows[i] = mean
-                continue
-            if isinstance(scale, torch.Tensor):
-                torch.mul(scale, sign, out=step).mul_(eps[at[seed]])
-            else:
-                torch.mul(eps[at[seed]], sign * scale, out=step)
-            torch.add(mean, step, out=rows[i])
-        return rows
+        device = mean.device
+        rows = [at[seed] if sign else 0 for _, seed, sign in genomes]
+        signs = [sign for _, _, sign in genomes]
+        if not seeds:
+            return mean.expand(len(genomes), -1).clone()
+        eps = self.directions(seeds).index_select(0, torch.as_tensor(rows, device=device))  # (P, D), a copy
+        if isinstance(scale, torch.Tensor):
+            eps.mul_(scale)
+            if any(sign != 1 for sign in signs):
+                eps.mul_(torch.tensor(signs, dtype=mean.dtype, device=device)[:, None])
+        else:
+            eps.mul_(torch.tensor([sign * scale for sign in signs], dtype=mean.dtype, device=device)[:, None])
+        members = eps.add_(mean)  # (P, D)
+        keep = [i for i, sign in enumerate(signs) if sign == 0]
+        if keep:
+            members[torch.as_tensor(keep, device=device)] = mean  # the mean itself, not mean + 0 * eps
+        return members
 
     def initial_mean(self, seed: int) -> tuple[int, torch.Tensor]:
         """The init seed (the GA's first member for ``seed``) and the encoding's initial vector (D,) for it."""
@@ -218,10 +224,9 @@ class OpenAIES(MeanSearch):
         pairs = [(i, g) for i, g in enumerate(genomes) if g[2] != 0]
         shaped = centred_ranks(np.asarray(fitness)[[i for i, _ in pairs]])  # (2n,)
         seeds = sorted({g[1] for _, g in pairs})
-        weight = np.zeros(len(seeds))
         at = {s: k for k, s in enumerate(seeds)}
-        for r, (_, (_, seed, sign)) in zip(shaped, pairs, strict=True):
-            weight[at[seed]] += sign * r
+        weight = np.zeros(len(seeds))
+        np.add.at(weight, [at[g[1]] for _, g in pairs], np.array([g[2] for _, g in pairs]) * shaped)
         return self.weights(weight) @ self.directions(seeds) / len(pairs)  # (n,) @ (n, D)
 
     def update(self, state: ESState, genomes: Sequence[Genome], fitness: np.ndarray) -> ESState:

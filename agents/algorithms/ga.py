@@ -14,7 +14,8 @@ Where evoboard differs: the elite is also re-scored with the population on this 
 episodes (their Algorithm 1 evaluates only the N - 1 children), which gives every child's parent
 a fitness on its child's episodes for free when the parent is the elite; the other parents are
 evaluated beside the population (``references``) to measure mutation effects, costing
-T - elites extra members a generation (``mutation_stats=false`` turns it off). Re-evaluation
+up to T - elites extra members a generation (those some child picked; ``mutation_stats=false`` turns
+it off). Re-evaluation
 defaults to the top 3 on 3 episodes, cheap on two cores; Such et al.'s Atari setting is
 ``--set elite_candidates=10 --set elite_episodes=30``.
 """
@@ -126,11 +127,17 @@ class GA(SearchAlgorithm):
 
     # -- mutation effects -----------------------------------------------------------------
     def references(self, state: GAState) -> list[Genome]:
-        """The parents of this generation's children that are not in the population (the elites are)."""
+        """The parents of this generation's children that are not in the population (the elites are).
+
+        A parent no child picked is left out: no child's effect is measured against it, and it is the
+        one parent a decode would not have at hand (``encodings.replay.DecodeCache`` keeps the parents
+        the children were mutated from).
+        """
         if not self.options.mutation_stats or state.generation == 0:
             return []
         elites = set(state.elites)
-        return [p for p in state.parents if p not in elites]
+        picked = {tuple(g[:-1]) for g in state.population[len(state.elites) :]}
+        return [p for p in state.parents if p not in elites and p in picked]
 
     def metrics(
         self, state: GAState, genomes: Sequence[Genome], fitness: np.ndarray, references: Sequence[Genome],

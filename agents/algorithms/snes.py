@@ -1,15 +1,17 @@
 """SNES: separable natural evolution strategies, a mean and one sigma per parameter.
 
 Schaul, Glasmachers & Schmidhuber 2011, "High Dimensions and Heavy Tails for Natural
-Evolution Strategies". Members are mu + sigma * eps with eps ~ N(0, I) drawn from each
-member's seed; fitness is replaced by the NES rank utilities; the natural gradient moves
+Evolution Strategies". Members are mu + sigma * eps with eps ~ N(0, I) the member's seed's
+slice of the shared noise table (``encodings.noise``), all members in one gather; fitness is
+replaced by the NES rank utilities; the natural gradient moves
 mu by eta_mu * sigma * sum_k u_k eps_k and sigma multiplicatively by
 exp(eta_sigma / 2 * sum_k u_k (eps_k^2 - 1)). Its per-parameter sigma gives the
 signal-to-noise score |mu_i| / sigma_i that Lange & Sprekeler 2023 ("Lottery Tickets in
 Evolutionary Optimization") prune by. The per-parameter scaling needs independent
 Gaussian noise per search dimension: ``dense`` and ``lowrank`` (its factors), not the
 rank-r noise of ``lowrank-perturb``. The mean and sigmas are float32 tensors on the
-encoding's device; ``tell`` is tensor ops on them.
+encoding's device; ``tell`` is a fixed number of tensor ops on them and on the noise rows
+decoding drew, whatever the population.
 """
 
 from __future__ import annotations

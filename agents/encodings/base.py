@@ -3,9 +3,15 @@
 A genome is a seed chain (Such et al. 2017, "Deep Neuroevolution"): the init seed
 followed by one mutation seed per generation of lineage. It costs 4 bytes a link, so it
 crosses process and machine boundaries cheaply and replays exactly. An encoding turns
-genomes into population-batched layer parameters. It keeps the last population's decoded
-search vectors, so a child costs one mutation of its cached parent, and a whole
-population's children mutate in one batched op.
+genomes into population-batched layer parameters. It keeps the last decodes' search vectors
+(``replay.DecodeCache``), so a child costs one mutation of its cached parent, and a whole
+population's children mutate in one batched op: a generation's decode is a number of tensor
+ops that does not grow with P (``evoboard bench launches`` counts them).
+
+Noise is read, not generated: a seed's noise is its slice of one shared table (``noise``), the
+same on every device, GPU model and thread count by construction, and a member's weights are
+elementwise IEEE arithmetic on it (a mul, then an add: never a fused multiply-add or a
+reduction whose order a device picks), so a genome decodes to the same bits everywhere.
 
 One convention for every encoding (``EncodingOptions``), so a comparison of encodings
 compares encodings: a mutation moves each evolved tensor by ``sigma`` times that tensor's
@@ -20,26 +26,23 @@ the same number on every evolved tensor, factors included.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import torch
 
+from evoboard.agents.encodings.noise import noise, noise_rows
+from evoboard.agents.encodings.replay import DecodeCache, Genome, Rows, gather
 from evoboard.agents.layers import DenseNorm, LayerParams, LayerSpec, PopulationParams, TensorSpec, dense_form
 from evoboard.options import Checked, bounded
 
-Genome = tuple[int, ...]
 SEED_BYTES = 4  # seeds are drawn in [0, 2**31): one uint32 each
 MAX_SEED = 2**31 - 1
-
-
-def noise(seed: int, dims: int, device: torch.device) -> torch.Tensor:
-    """Standard normal vector of ``dims`` from ``seed`` alone (independent of batch and order)."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    return torch.randn(dims, generator=generator, device=device)
+__all__ = ["MAX_SEED", "SEED_BYTES", "Genome", "noise", "noise_rows"]
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,7 @@ class SeedChainEncoding(Encoding):
         self.policy, self.options, self.device = policy, options, torch.device(device)
         self.blocks, self.search_dims = layout(self.tensor_shapes())
         self._init_scale, self._init_shift = self._init_affine()
-        self._cache: dict[Genome, torch.Tensor] = {}  # the last two decodes
-        self._last: dict[Genome, torch.Tensor] = {}
+        self._cache = DecodeCache()  # the last decodes' rows
         self._pretrained: dict[int, torch.Tensor] = {}  # checkpoint link (< 0) -> its search vector
         self.root: int | None = None  # set by start_from: every initial member is that checkpoint
 
@@ -171,7 +173,12 @@ class SeedChainEncoding(Encoding):
 
     @abstractmethod
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        """Children of ``parents`` (C, D), one per seed: (C, D)."""
+        """Children of ``parents`` (C, D), one per seed: (C, D), a new tensor.
+
+        ``parents`` may be a view of cached rows: read it, never write it. Every number from the seeds
+        alone (``noises``, one gather for all C), with one rounding per op, so a child is the same
+        alone or in a batch and on every device (``noise``).
+        """
 
     def to_params(self, z: torch.Tensor) -> PopulationParams:
         """Layer parameters viewing the search vectors z (P, D); default: dense forms of every layer."""
@@ -189,26 +196,17 @@ class SeedChainEncoding(Encoding):
     def noises(self, seeds: Sequence[int]) -> torch.Tensor:
         """One standard normal search-space vector per seed: (C, D), row c equal to ``noise(seeds[c], D)``.
 
-        On the CPU each row is drawn in place from one reseeded generator (``manual_seed`` resets
-        its whole state), which skips a generator per seed and the copy of stacking the rows
-        (decode -7% at P=64 for a 4-64-64-2 MLP); the values are checked equal to ``noise``'s in
-        the tests. Other devices keep ``noise`` itself, where that equality is not checked.
+        One gather from the shared noise table (``noise``), whatever C.
         """
-        if self.device.type != "cpu":
-            return torch.stack([noise(s, self.search_dims, self.device) for s in seeds])
-        out = torch.empty(len(seeds), self.search_dims, device=self.device)  # (C, D)
-        generator = torch.Generator(device=self.device)
-        for row, seed in zip(out, seeds, strict=True):
-            generator.manual_seed(seed)
-            row.normal_(generator=generator)
-        return out
+        return noise_rows(seeds, self.search_dims, self.device)
 
     def direction(self, seed: int) -> torch.Tensor:
-        """The unit-variance noise eps(seed) (D,) a mutation by ``seed`` moves along, from the seed alone.
+        """The unit-variance noise eps(seed) (D,) a mutation by ``seed`` moves along, from the seed alone."""
+        return self.directions([seed])[0]
 
-        What an evolution strategy perturbs its mean by; default: standard normal, independent per dimension.
-        """
-        return noise(seed, self.search_dims, self.device)
+    def directions(self, seeds: Sequence[int]) -> torch.Tensor:
+        """eps of each seed (C, D): what an evolution strategy perturbs its mean by; default: ``noises``."""
+        return self.noises(seeds)
 
     def _init_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.zeros(self.search_dims, device=self.device)
@@ -219,18 +217,32 @@ class SeedChainEncoding(Encoding):
         return scale, shift
 
     def init_vector(self, seed: int) -> torch.Tensor:
-        """A member's initial search vector: each block ~ N(its mean, its std^2).
+        """A member's initial search vector (D,); see ``init_vectors``."""
+        return self.init_vectors([seed])[0]
+
+    def init_vectors(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Initial search vectors (C, D): each block ~ N(its mean, its std^2), noise times std, plus mean.
 
         A negative first link names a pretrained checkpoint (``evoboard.agents.checkpoints``): its vector.
         In a run started from a checkpoint (``start_from``), every seed the algorithm draws for an
         initial member maps to that checkpoint, so GA, ES, Adam and RSO all start from it unchanged.
         """
-        if seed < 0 or self.root is not None:
-            link = seed if seed < 0 else self.root
+        seeds = list(seeds)
+        links = [s if s < 0 else self.root for s in seeds]  # None: drawn from the seed
+        fresh = [i for i, link in enumerate(links) if link is None]
+        if len(fresh) == len(seeds):
+            return self.noises(seeds).mul_(self._init_scale).add_(self._init_shift)  # two roundings, any device
+        out = torch.empty(len(seeds), self.search_dims, device=self.device)  # (C, D): every row written below
+        if fresh:
+            drawn = self.init_vectors([seeds[i] for i in fresh])
+            out.index_copy_(0, torch.as_tensor(fresh, device=self.device), drawn)
+        for link in dict.fromkeys(link for link in links if link is not None):
             if link not in self._pretrained:
+                seed = next(s for s, k in zip(seeds, links, strict=True) if k == link)
                 raise KeyError(f"genome link {seed} names checkpoint {link}, which this encoding was not given")
-            return self._pretrained[link]
-        return torch.addcmul(self._init_shift, noise(seed, self.search_dims, self.device), self._init_scale)
+            rows = [i for i, k in enumerate(links) if k == link]
+            out[torch.as_tensor(rows, device=self.device)] = self._pretrained[link]
+        return out
 
     def start_from(self, link: int, vector: torch.Tensor) -> None:
         """Root every genome at a checkpoint: link ``link`` (< 0) replays as ``vector`` (D,)."""
@@ -245,37 +257,90 @@ class SeedChainEncoding(Encoding):
         return (self.root, *genome[1:]) if self.root is not None and genome and genome[0] >= 0 else genome
 
     def vector(self, genome: Genome) -> torch.Tensor:
-        """Replay a genome from its seeds alone (slow path; used on cache misses)."""
-        if genome in self._cache:
-            return self._cache[genome]
-        if len(genome) == 1:
-            return self.init_vector(genome[0])
-        return self.mutate(self.vector(genome[:-1]).unsqueeze(0), genome[-1:])[0]
+        """A genome's search vector (D,): from the cache, or replayed from its seeds alone."""
+        return self.vectors([genome])[0]
+
+    def vectors(self, genomes: Sequence[Genome]) -> torch.Tensor:
+        """Search vectors of ``genomes`` (n, D), cached or replayed; the cache is not renewed."""
+        genomes = [tuple(g) for g in genomes]
+        rows, _ = self.replay(genomes)
+        return rows.take([rows.index[g] for g in genomes])
+
+    def replay(self, genomes: Sequence[Genome]) -> tuple[Rows, Rows | None]:
+        """Rows of the distinct ``genomes``, and of the parents the deepest mutation started from (or None).
+
+        Each genome is found in the cache, or drawn from its init seed, or mutated from its parent,
+        found the same way. Cached rows are gathered with one op per cached tensor, inits drawn in one
+        batch, and every genome at the same depth below its nearest known ancestor mutated in one
+        batch: a steady GA generation is one gather, one mutation; a lineage replayed from its seeds
+        costs one mutation per generation of its depth, for all members together.
+        """
+        where: dict[Genome, tuple[Rows, int]] = {}
+        depth: dict[Genome, int] = {}
+        levels: dict[int, list[Genome]] = {}
+        inits: list[Genome] = []
+        for genome in dict.fromkeys(genomes):
+            chain, known = [], genome
+            while known not in depth:
+                hit = self._cache.find(known)
+                if hit is not None:
+                    where[known], depth[known] = hit, 0
+                elif len(known) <= 1:
+                    if not known:
+                        raise ValueError("a genome is at least one seed long")
+                    inits.append(known)
+                    depth[known] = 0
+                else:
+                    chain.append(known)
+                    known = known[:-1]
+            for level, node in enumerate(reversed(chain), start=depth[known] + 1):
+                depth[node] = level
+                levels.setdefault(level, []).append(node)
+        if inits:
+            drawn = Rows(self.init_vectors([g[0] for g in inits]), inits)
+            where.update((g, (drawn, i)) for i, g in enumerate(inits))
+        targets = list(dict.fromkeys(genomes))
+        parents = children = z = None
+        for level in sorted(levels):
+            nodes = levels[level]
+            parents = self.rows_of(list(dict.fromkeys(node[:-1] for node in nodes)), where)
+            picks = [parents.index[node[:-1]] for node in nodes]
+            at = block(targets, nodes) if level == max(levels) and self._mutates_into else None
+            if at is None:
+                children = Rows(self.mutate(parents.take(picks), [node[-1] for node in nodes]), nodes)
+            else:  # the children are a block of the decode's rows: mutate them in place there, no copy
+                z = torch.empty(len(targets), self.search_dims, device=self.device)  # (P, D)
+                out = z[at : at + len(nodes)]
+                children = Rows(self.mutate(parents.take(picks), [node[-1] for node in nodes], out=out), nodes)
+            where.update((g, (children, i)) for i, g in enumerate(nodes))
+        if z is not None:
+            gather([where[g] for g in targets], self.search_dims, self.device, out=z, written=children)
+            return Rows(z, targets), parents
+        return self.rows_of(targets, where), parents
+
+    @cached_property
+    def _mutates_into(self) -> bool:
+        """Whether ``mutate`` takes ``out=`` (dense and lowrank do): children written where the decode wants them."""
+        return "out" in inspect.signature(self.mutate).parameters
+
+    def rows_of(self, genomes: list[Genome], where: dict[Genome, tuple[Rows, int]]) -> Rows:
+        """One Rows of distinct ``genomes`` whose places are known."""
+        return Rows(gather([where[g] for g in genomes], self.search_dims, self.device), genomes)
 
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
         genomes = [tuple(g) for g in genomes]
-        rows: list[torch.Tensor | None] = [self._cache.get(g) for g in genomes]
-        # Children of cached (or replayed) parents: one batched mutation for all of them.
-        todo = [i for i, row in enumerate(rows) if row is None and len(genomes[i]) > 1]
-        if todo:
-            replayed: dict[Genome, torch.Tensor] = {}  # children of one parent replay it once
-            for i in todo:
-                if genomes[i][:-1] not in replayed:
-                    replayed[genomes[i][:-1]] = self.vector(genomes[i][:-1])
-            parents = torch.stack([replayed[genomes[i][:-1]] for i in todo])  # (C, D)
-            children = self.mutate(parents, [genomes[i][-1] for i in todo])
-            for k, i in enumerate(todo):
-                rows[i] = children[k]
-        if len(todo) == len(genomes):  # every member a new child (a GA generation): no second (P, D) copy
-            z = children  # (P, D)
-        else:
-            for i, row in enumerate(rows):
-                if row is None:
-                    rows[i] = self.init_vector(genomes[i][0])
-            z = torch.stack(rows)  # (P, D)
-        # Keep the last two decodes: the next population's parents come from the last
-        # population even when the elite candidates were decoded after it.
-        decoded = {g: z[i] for i, g in enumerate(genomes)}
-        self._cache = {**self._last, **decoded}
-        self._last = decoded
+        rows, parents = self.replay(genomes)
+        z = rows.take([rows.index[g] for g in genomes])  # (P, D); no copy when the rows are the population
+        self._cache.add([rows] if parents is None else [rows, parents])
         return self.to_params(z)
+
+
+def block(targets: list[Genome], nodes: list[Genome]) -> int | None:
+    """Where ``nodes`` sit in ``targets`` as one consecutive block in order, when they do and are not all of it."""
+    if not nodes or len(nodes) == len(targets):
+        return None  # all of it: the mutation's own output is the decode's rows already
+    try:
+        at = targets.index(nodes[0])
+    except ValueError:
+        return None
+    return at if targets[at : at + len(nodes)] == nodes else None

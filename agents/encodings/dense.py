@@ -15,7 +15,7 @@ from functools import cached_property
 
 import torch
 
-from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding, noise_rows
 
 
 @dataclass
@@ -36,6 +36,7 @@ class DenseEncoding(SeedChainEncoding):
         """sigma times each dimension's scale (D,); built on first use, so a subclass's own mutate needs no sigma."""
         return self.mutation_scale()
 
-    def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        eps = self.noises(seeds)  # (C, D)
+    def mutate(self, parents: torch.Tensor, seeds: Sequence[int], out: torch.Tensor | None = None) -> torch.Tensor:
+        """parents + sigma * scale * eps(seed), in ``out`` when given (the decode's own rows: no copy)."""
+        eps = noise_rows(seeds, self.search_dims, self.device, out=out)  # (C, D)
         return eps.mul_(self._mutation_scale).add_(parents)  # in place: the same values, two fewer (C, D) buffers

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding, noise_rows
 from evoboard.agents.layers import (
     DenseConv2d,
     DenseEmbedding,
@@ -213,8 +213,8 @@ class LowRankEncoding(SeedChainEncoding):
             is_factor[block.start : block.stop] = block.role in ("U", "V")
         return torch.where(is_factor, factor, plain)
 
-    def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        eps = self.noises(seeds)  # (C, D)
+    def mutate(self, parents: torch.Tensor, seeds: Sequence[int], out: torch.Tensor | None = None) -> torch.Tensor:
+        eps = noise_rows(seeds, self.search_dims, self.device, out=out)  # (C, D), in ``out`` when given
         return eps.mul_(self._mutation_scale).add_(parents)  # in place: the same values, two fewer (C, D) buffers
 
     def form(self, layer: LayerSpec, tensors: dict[str, torch.Tensor] | None, p: int) -> LayerParams:

@@ -19,18 +19,19 @@ x W0^T + ((x B) A^T) * scale, instead of P distinct matmuls (the forms in ``pert
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from evoboard.agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding, block_views, noise
+from evoboard.agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding, block_views, noise_rows
 from evoboard.agents.encodings.perturbed_layers import (
     PerturbedConv2d,
     PerturbedEmbedding,
     PerturbedLinear,
     low_rank_product,
 )
+from evoboard.agents.encodings.replay import Rows
 from evoboard.agents.layers import LayerSpec, PopulationParams
 from evoboard.options import bounded
 
@@ -69,6 +70,13 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         self.sigma = options.perturb_sigma if options.perturb_sigma is not None else options.sigma
         self._weight_scale = {b.layer: b.scale for b in self.blocks if b.role == "weight"}
         self._mutation_scale = self.mutation_scale(self.sigma)  # (D,): sigma * each tensor's scale
+        self.shared = {
+            layer.name
+            for layer in policy.layers
+            if layer.name in self.ranks and self._weight_size(layer) >= options.shared_min
+        }
+        # Blocks every member holds itself (small weights, biases, norms): not a shared weight.
+        self._own = [j for j, b in enumerate(self.blocks) if not (b.layer in self.shared and b.role == "weight")]
 
     def _noise_size(self, layer: str, role: str, size: int, shape: tuple[int, ...]) -> int:
         if role == "weight" and layer in self.ranks:
@@ -80,120 +88,78 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         """sigma * s / sqrt(r) of a layer's weight perturbation, s its init std."""
         return self.sigma * self._weight_scale[layer] / math.sqrt(self.ranks[layer])
 
-    def factors(self, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """A (rows, r) and B (cols, r) of every perturbed weight, from the child's seed alone."""
-        return self._factors(noise(seed, self.noise_dims, self.device))
+    def _factors(self, eps: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (C, rows, r) and B (C, cols, r) of block j's perturbed weight, views of the noise rows eps (C, N)."""
+        layer, _, _, at, size = self._pieces[j]
+        r, rows = self.ranks[layer], self.blocks[j].shape[0]
+        a = eps[:, at : at + rows * r].view(len(eps), rows, r)
+        return a, eps[:, at + rows * r : at + size].view(len(eps), -1, r)
 
-    def _factors(self, eps: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        out = {}
-        for block, (layer, role, _, at, size) in zip(self.blocks, self._pieces, strict=True):
+    def _deltas(self, eps: torch.Tensor, blocks: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        """(block number, the mutation of that block (C, size)) for the noise rows eps (C, N) of C children.
+
+        A perturbed weight moves by scale * A B^T (a sum of r outer products, elementwise), any other
+        tensor by sigma * its scale * its noise: the same arithmetic for a child alone or in a batch.
+        """
+        for j in blocks:
+            block, (layer, role, _, at, size) = self.blocks[j], self._pieces[j]
             if role == "weight" and layer in self.ranks:
-                r, rows = self.ranks[layer], block.shape[0]
-                a = eps[at : at + rows * r].reshape(rows, r)
-                out[layer] = (a, eps[at + rows * r : at + size].reshape(-1, r))
-        return out
+                yield j, (low_rank_product(*self._factors(eps, j)) * self.scale(layer)).view(len(eps), -1)
+            else:
+                yield j, eps[:, at : at + size] * (self.sigma * block.scale)
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        """children = parents + each child's mutation, block by block: (C, D)."""
         children = torch.empty_like(parents)  # (C, D): every block is written below
-        for c, seed in enumerate(seeds):
-            self._fold_into(children[c], parents[c], noise(seed, self.noise_dims, self.device))
+        eps = noise_rows(seeds, self.noise_dims, self.device)  # (C, N)
+        for j, delta in self._deltas(eps, range(len(self.blocks))):
+            block = self.blocks[j]
+            torch.add(parents[:, block.start : block.stop], delta, out=children[:, block.start : block.stop])
         return children
 
-    def direction(self, seed: int) -> torch.Tensor:
-        """The rank-r noise of ``seed`` (D,), rescaled to unit variance per entry (EGGROLL's estimator holds)."""
-        zero = torch.zeros(1, self.search_dims, device=self.device)
-        return self.mutate(zero, [seed])[0] / self._mutation_scale
-
-    def _fold_into(self, child: torch.Tensor, parent: torch.Tensor, eps: torch.Tensor, only=None) -> None:
-        """child = parent + the mutation drawn as ``eps``, block by block (D,); only blocks numbered in ``only``.
-
-        Each entry is computed the same way alone or in a batch, so a lazily folded parent
-        equals the one a batched mutation would have made, bit for bit.
-        """
-        factors = self._factors(eps)
-        for j, (block, (layer, role, start, at, size)) in enumerate(zip(self.blocks, self._pieces, strict=True)):
-            if only is not None and j not in only:
-                continue
-            stop = start + block.size
-            if role == "weight" and layer in self.ranks:
-                delta = self.scale(layer) * low_rank_product(*factors[layer])  # (rows, cols)
-                child[start:stop] = parent[start:stop] + delta.reshape(-1)
-            else:
-                child[start:stop] = parent[start:stop] + (self.sigma * block.scale) * eps[at : at + size]
+    def directions(self, seeds: Sequence[int]) -> torch.Tensor:
+        """The rank-r noise of each seed (C, D), rescaled to unit variance per entry (EGGROLL's estimator holds)."""
+        zero = torch.zeros(len(seeds), self.search_dims, device=self.device)
+        return self.mutate(zero, seeds).div_(self._mutation_scale)
 
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
         """Shared-base perturbed forms for large weights when members share parents, else dense forms.
 
         A child not yet decoded is (its parent's weights, its seed); anything cached (elites,
         re-evaluated candidates) is its own base with no perturbation. Children are not folded
-        into dense weights here: each is cached as its parent and noise (drawn once), and
-        folded only if it is asked for again, as a parent or a re-evaluated candidate.
+        into dense weights here: the cache keeps each as its parent and seed, and folds it (all
+        such children at once) only if it is asked for again, as a parent or a re-evaluated candidate.
         """
         genomes = [tuple(g) for g in genomes]
-        self._fold_cached(genomes)
-        keys: dict[Genome, int] = {}
-        group, seeds = [], []
-        for g in genomes:
-            fresh = g not in self._cache and len(g) > 1
-            key = g[:-1] if fresh else g
-            group.append(keys.setdefault(key, len(keys)))
-            seeds.append(g[-1] if fresh else None)
-        shared = {
-            layer.name
-            for layer in self.policy.layers
-            if layer.name in self.ranks and self._weight_size(layer) >= self.options.shared_min
-        }
-        if not shared or 2 * len(keys) > len(genomes):
+        fresh = [len(g) > 1 and self._cache.find(g) is None for g in genomes]
+        keys = list(dict.fromkeys(g[:-1] if new else g for g, new in zip(genomes, fresh, strict=True)))
+        if not self.shared or 2 * len(keys) > len(genomes):
             return super().decode(genomes)
-        bases = torch.stack([self.vector(k) for k in keys])  # (K, D), read before the cache is renewed
-        eps = [None if s is None else noise(s, self.noise_dims, self.device) for s in seeds]  # once per child
+        bases, _ = self.replay(keys)  # (K, D) rows of the distinct parents and of the cached members
+        group = [bases.index[g[:-1] if new else g] for g, new in zip(genomes, fresh, strict=True)]
+        new = [i for i, is_new in enumerate(fresh) if is_new]
+        group_t = torch.as_tensor(group, device=self.device)  # (P,)
+        new_t = torch.as_tensor(new, device=self.device)  # (F,)
+        eps = noise_rows([genomes[i][-1] for i in new], self.noise_dims, self.device)  # (F, N), once per child
         # Each member's own values of the tensors that run dense (small layers, biases); the
         # shared weights' blocks of z stay unwritten: their forms read the bases and factors.
-        own = {j for j, block in enumerate(self.blocks) if not (block.layer in shared and block.role == "weight")}
-        z = torch.empty(len(genomes), self.search_dims, device=self.device)  # (P, D), only ``own`` blocks written
-        for i, (k, e) in enumerate(zip(group, eps, strict=True)):
-            if e is None:
-                for j in own:
-                    z[i, self.blocks[j].start : self.blocks[j].stop] = bases[
-                        k, self.blocks[j].start : self.blocks[j].stop
-                    ]
-            else:
-                self._fold_into(z[i], bases[k], e, own)
-        members = zip(genomes, group, eps, strict=True)
-        self._remember({g: bases[k] if e is None else Fold(self, bases[k], e) for g, k, e in members})
-        return self._perturbed(bases, torch.tensor(group, device=self.device), eps, self.to_params(z), shared)
-
-    def _fold_cached(self, genomes: list[Genome]) -> None:
-        """Fold the lazily cached members among ``genomes``, so every cached entry read is a vector."""
-        for g in genomes:
-            if isinstance(self._cache.get(g), Fold):
-                self._cache[g] = self._cache[g].vector()
-
-    def _remember(self, decoded: dict) -> None:
-        """The base class's cache of the last two decodes, with children kept as folds."""
-        self._cache = {**self._last, **decoded}
-        self._last = decoded
-
-    def vector(self, genome: Genome) -> torch.Tensor:
-        entry = self._cache.get(tuple(genome))
-        return entry.vector() if isinstance(entry, Fold) else super().vector(genome)
+        z = torch.empty(len(genomes), self.search_dims, device=self.device)  # (P, D), only own blocks written
+        for j in self._own:
+            block = self.blocks[j]
+            z[:, block.start : block.stop] = bases.tensor[:, block.start : block.stop].index_select(0, group_t)
+        for j, delta in self._deltas(eps, self._own):
+            block = self.blocks[j]
+            z[:, block.start : block.stop].index_add_(0, new_t, delta)  # one add per entry: parent + delta
+        self._cache.add([Children(self, bases.tensor, genomes, group, fresh), bases])
+        return self._perturbed(bases.tensor, group_t, new_t, eps, self.to_params(z))
 
     def _perturbed(
-        self,
-        bases: torch.Tensor,
-        group: torch.Tensor,
-        eps: list[torch.Tensor | None],
-        dense: PopulationParams,
-        shared: set[str],
+        self, bases: torch.Tensor, group: torch.Tensor, new: torch.Tensor, eps: torch.Tensor, dense: PopulationParams
     ) -> PopulationParams:
         base_views = block_views(self.blocks, bases)
-        factors = [self._factors(e) if e is not None else None for e in eps]
         params = PopulationParams()
-        for layer in self.policy.layers:
-            if layer.name not in shared:
-                params[layer.name] = dense[layer.name]
-                continue
-            a, b = self._stack_factors(layer, factors)
+        for j, layer in self._shared_weights():
+            a, b = self._stack_factors(layer, new, eps, j, len(group))
             base, form, scale = base_views[layer.name]["weight"], dense[layer.name], self.scale(layer.name)
             if layer.kind == "linear":
                 params[layer.name] = PerturbedLinear(base, group, a, b, form.bias, scale)
@@ -201,41 +167,53 @@ class LowRankPerturbEncoding(SeedChainEncoding):
                 params[layer.name] = PerturbedConv2d(base, group, a, b, form.bias, scale, layer.stride)
             else:
                 params[layer.name] = PerturbedEmbedding(base, group, a, b, scale)
-        return params
+        return PopulationParams({layer.name: params.get(layer.name, dense[layer.name]) for layer in self.policy.layers})
+
+    def _shared_weights(self) -> list[tuple[int, LayerSpec]]:
+        by_name = {layer.name: layer for layer in self.policy.layers}
+        return [
+            (j, by_name[b.layer]) for j, b in enumerate(self.blocks) if b.layer in self.shared and b.role == "weight"
+        ]
 
     @staticmethod
     def _weight_size(layer: LayerSpec) -> int:
         rows, cols = layer.matrix_shape
         return rows * cols
 
-    def _stack_factors(self, layer: LayerSpec, factors: list) -> tuple[torch.Tensor, torch.Tensor]:
+    def _stack_factors(
+        self, layer: LayerSpec, new: torch.Tensor, eps: torch.Tensor, j: int, p: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A (P, rows, r) and B (P, cols, r); zeros for members that carry no new mutation."""
         rows, cols = layer.matrix_shape
         r = self.ranks[layer.name]
         # Rank-major memory, (P, r, rows) viewed as (P, rows, r): the forward's bmm reads A^T and B
         # with unit stride, 3-4x faster than r-fastest storage for one input row per member.
-        a = torch.zeros(len(factors), r, rows, device=self.device).transpose(1, 2)
-        b = torch.zeros(len(factors), r, cols, device=self.device).transpose(1, 2)
-        for i, f in enumerate(factors):
-            if f is not None:
-                a[i], b[i] = f[layer.name]
+        a = torch.zeros(p, r, rows, device=self.device).transpose(1, 2)
+        b = torch.zeros(p, r, cols, device=self.device).transpose(1, 2)
+        if len(new):
+            fa, fb = self._factors(eps, j)
+            a.index_copy_(0, new, fa)
+            b.index_copy_(0, new, fb)
         return a, b
 
 
-class Fold:
-    """A decoded child kept as its parent's vector and its mutation noise; folded on first use, once."""
+class Children(Rows):
+    """A shared-base decode's members kept as (their base, their seed): folded, in one batch, when asked for."""
 
-    def __init__(self, encoding: LowRankPerturbEncoding, parent: torch.Tensor, eps: torch.Tensor):
-        self.encoding, self.parent, self.eps = encoding, parent, eps
-        self._vector: torch.Tensor | None = None
+    def __init__(self, encoding: LowRankPerturbEncoding, bases: torch.Tensor, genomes, group, fresh):
+        super().__init__(bases, genomes)
+        self.encoding, self.genomes = encoding, list(genomes)
+        self.group, self.fresh = group, fresh  # member i: its row of bases, and whether its seed is still to add
 
-    def vector(self) -> torch.Tensor:
-        """The child's search vector (D,)."""
-        if self._vector is None:
-            self._vector = torch.empty_like(self.parent)
-            self.encoding._fold_into(self._vector, self.parent, self.eps)
-            self.parent = self.eps = None  # the folded vector replaces them
-        return self._vector
+    def take(self, rows: Sequence[int]) -> torch.Tensor:
+        device = self.tensor.device
+        out = self.tensor.index_select(0, torch.as_tensor([self.group[i] for i in rows], device=device))
+        new = [k for k, i in enumerate(rows) if self.fresh[i]]
+        if new:
+            seeds = [self.genomes[rows[k]][-1] for k in new]
+            folded = self.encoding.mutate(out[new], seeds)
+            out[torch.as_tensor(new, device=device)] = folded
+        return out
 
 
 def perturbation_ranks(layers: Sequence[LayerSpec], rank: int) -> dict[str, int]:

@@ -77,11 +77,13 @@ class MaskedSearch(SeedChainEncoding):
         """Full vectors (..., D_full) -> the surviving entries (..., D)."""
         return full[..., self.kept_index.to(full.device)]
 
-    def init_vector(self, seed: int) -> torch.Tensor:
-        """The unmasked init for ``seed`` restricted to the survivors (a rewind); checkpoints as the base says."""
-        if seed < 0 or self.root is not None:
-            return super().init_vector(seed)
-        return self.restrict(self.unmasked.init_vector(seed))
+    def init_vectors(self, seeds) -> torch.Tensor:
+        """The unmasked inits of ``seeds`` restricted to the survivors (a rewind): (C, D); checkpoints as the
+        base says."""
+        seeds = list(seeds)
+        if self.root is not None or any(seed < 0 for seed in seeds):
+            return super().init_vectors(seeds)
+        return self.restrict(self.unmasked.init_vectors(seeds))
 
     def to_params(self, z: torch.Tensor) -> PopulationParams:
         """The unmasked encoding's forms of the full vectors, pruned weights exactly zero."""

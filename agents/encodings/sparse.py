@@ -9,6 +9,15 @@ mutation norm; set ``sigma`` (or ``sparse_sigma``) to that for their setting. Th
 exactly k = max(1, round(p * n)) of a layer's n parameters (weights and biases together)
 change, so a child differs from its parent in a known number of entries.
 
+How the subset is drawn, the same on every device (see ``noise``): the seed's slice of the noise
+table gives every entry a key (its first D numbers, the same numbers ``dense`` would mutate by)
+and the k entries of a layer with the largest keys change: iid keys make every k-subset equally
+likely. Ties only matter at the k-th key; where one occurs (a few in a hundred children of a
+million-entry layer) the key's float bits and the entry's position make a unique integer key, so
+the subset never depends on how a device breaks ties. A chosen entry j moves by its scale times
+table entry offset + D + j, so which number an entry gets does not depend on the order a device
+returns the subset in. All of a population's children draw their subsets in one top-k per layer.
+
 Disjoint masks (``disjoint``): a child's mutation must be replayable from its seed chain
 alone, so its mask cannot depend on which siblings happen to share its generation. Each
 layer instead has one fixed partition: a permutation of its n entries, seeded by the
@@ -30,9 +39,11 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.noise import TABLE_SIZE, offsets, table, windows
 from evoboard.options import bounded
 
 
@@ -122,43 +133,68 @@ class SparseEncoding(SeedChainEncoding):
         return sum(s.chosen for s in self.segments)
 
     def _partition(self, segment: Segment) -> torch.Tensor:
-        """The layer's fixed permutation, seeded by its name, padded cyclically to parts * k entries."""
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(zlib.crc32(segment.layer.encode()))
-        perm = torch.randperm(segment.size, generator=generator, device=self.device)
-        return perm[torch.arange(segment.parts * segment.chosen, device=self.device) % segment.size]
+        """The layer's fixed permutation, seeded by its name, padded cyclically to parts * k entries: (parts, k).
 
-    def mask(self, seed: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Indices into the search vector a child with ``seed`` mutates: (sum of k,), layer by layer.
-
-        Disjoint: part ``seed mod parts`` of each layer's partition. Otherwise k draws without
-        replacement from ``generator`` (seeded with ``seed`` when not given).
+        Drawn by a CPU generator (integer Fisher-Yates, the same on every machine), then moved.
         """
-        if generator is None and not self.options.disjoint:
-            generator = torch.Generator(device=self.device)
-            generator.manual_seed(seed)
+        generator = torch.Generator(device="cpu").manual_seed(zlib.crc32(segment.layer.encode()))
+        perm = torch.randperm(segment.size, generator=generator)
+        padded = perm[torch.arange(segment.parts * segment.chosen) % segment.size]
+        return padded.reshape(segment.parts, segment.chosen).to(self.device)
+
+    def mask(self, seed: int) -> torch.Tensor:
+        """Indices into the search vector a child with ``seed`` mutates: (sum of k,), ascending."""
+        return self.masks([seed])[0].sort().values
+
+    def masks(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Indices each child mutates: (C, sum of k), layer by layer, in no particular order within a layer.
+
+        Disjoint: part ``seed mod parts`` of each layer's partition. Otherwise the k largest of the
+        layer's keys in the seed's slice of the noise table (module docstring).
+        """
+        starts = torch.as_tensor(offsets(seeds), device=self.device)  # (C,)
         picks = []
         for s in self.segments:
             if self.options.disjoint:
-                part = seed % s.parts
-                local = self._partitions[s.layer][part * s.chosen : (part + 1) * s.chosen]
+                part = torch.as_tensor(np.asarray(seeds, dtype=np.int64) % s.parts, device=self.device)
+                local = self._partitions[s.layer].index_select(0, part)  # (C, k)
             else:
-                local = torch.randperm(s.size, generator=generator, device=self.device)[: s.chosen]
+                local = top_k_entries(windows((starts + s.start) % TABLE_SIZE, s.size, self.device), s.chosen)
             picks.append(local + s.start)
-        return torch.cat(picks)
+        return torch.cat(picks, dim=1)
 
     def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        children = parents.clone()  # (C, D)
-        for c, seed in enumerate(seeds):
-            generator = torch.Generator(device=self.device)
-            generator.manual_seed(seed)
-            index = self.mask(seed, generator)  # the mask first, then the values, from one stream
-            values = torch.randn(len(index), generator=generator, device=self.device)
-            children[c, index] += self._mutation_scale[index] * values
-        return children
+        index = self.masks(seeds)  # (C, K)
+        # Entry j's number: table[offset + D + j], read by position, whatever order the subset came in.
+        starts = torch.as_tensor(offsets(seeds), device=self.device)[:, None] + self.search_dims  # (C, 1)
+        values = table(self.device, TABLE_SIZE + 2 * self.search_dims)[starts + index]  # (C, K)
+        delta = values.mul_(self._mutation_scale[index])  # (C, K)
+        return parents.clone().scatter_add_(1, index, delta)  # distinct indices per row: one add each
 
     def direction(self, seed: int) -> torch.Tensor:
         raise TypeError(
             "sparse noise is masked, not Gaussian on every coordinate, so the ES gradient estimator "
             "does not hold for it (see agents/encodings/sparse.py); use dense, lowrank or lowrank-perturb"
         )
+
+
+def top_k_entries(keys: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of the k largest keys of each row (C, n) -> (C, k), the same set on every device.
+
+    A row with a tie at the k-th key is chosen again by unique integer keys that order as the floats
+    do and then by position (earlier first), so no device's tie order decides a set.
+    """
+    n = keys.shape[1]
+    if k >= n:
+        return torch.arange(n, device=keys.device).expand(len(keys), n)
+    values, picked = keys.topk(k + 1, dim=1, sorted=False)  # (C, k + 1): the k + 1 largest, in any order
+    low, at = values.min(dim=1)  # the (k + 1)-th largest key: dropped, unless another key equals it
+    rows = torch.arange(len(keys), device=keys.device)
+    picked[rows, at] = picked[:, k].clone()  # the last column takes the dropped one's place, then is cut off
+    tied = torch.nonzero((values == low[:, None]).sum(dim=1) > 1).flatten()
+    if len(tied):
+        bits = keys.index_select(0, tied).view(torch.int32)  # (T, n)
+        ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)  # signed ints in the floats' order
+        unique = ordered * 2**32 + (2**32 - 1 - torch.arange(n, device=keys.device))  # then earlier first
+        picked[tied, :k] = unique.topk(k, dim=1).indices
+    return picked[:, :k]

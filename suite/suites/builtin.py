@@ -51,6 +51,12 @@ register_suite(
     procedure=lambda out, seeds, device: lazy.load(STUDIES_PKG + ".calibration:run_calibration")(out, seeds, device),
 )
 register_suite(
+    "launches",
+    "tensor ops per generation (torch profiler, CPU) of every encoding under ga, openai-es and snes at P = 16, 64, 256",
+    [],
+    procedure=lambda out, seeds, device: lazy.load("evoboard.suite.speed.launches:run")(Path(out)),
+)
+register_suite(
     "throughput",
     "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
     [],

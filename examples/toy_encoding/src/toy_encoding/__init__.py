@@ -28,15 +28,22 @@ class UniformOptions:
 
 
 class UniformEncoding(DenseEncoding):
-    """Dense mutation with noise uniform in [-toy_width, toy_width], drawn from each child's seed."""
+    """Dense mutation with noise uniform in [-toy_width, toy_width], drawn from each child's seed.
+
+    The noise is drawn on the CPU and then moved, so a seed means the same weights on every device
+    (a generator on a GPU draws other numbers). It declares no ES capability: an evolution strategy
+    would step along dense's Gaussian directions, not this encoding's uniform ones.
+    """
 
     name = "toy-uniform"
     Options = UniformOptions
+    uncorrelated_noise = independent_noise = False
 
-    def mutate(self, parents: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        generator = torch.Generator(device=self.device)
+    def mutate(self, parents: torch.Tensor, seeds: Sequence[int], out: torch.Tensor | None = None) -> torch.Tensor:
+        generator = torch.Generator()
         rows = []
         for seed in seeds:
             generator.manual_seed(seed)
-            rows.append(torch.rand(self.search_dims, generator=generator, device=self.device))
-        return parents + self.options.toy_width * (2 * torch.stack(rows) - 1)  # (C, D)
+            rows.append(torch.rand(self.search_dims, generator=generator))
+        step = self.options.toy_width * (2 * torch.stack(rows).to(parents.device) - 1)  # (C, D)
+        return torch.add(parents, step, out=out)
