@@ -44,7 +44,8 @@ class LowRankPerturbOptions(EncodingOptions):
     perturb_sigma: float | None = bounded(None, gt=0, finite=True)
     """Older name of sigma for this encoding; when set, it replaces sigma."""
     shared_min: int = bounded(32768, ge=0)
-    """Weights of at least this many entries share one matmul per parent (smaller: dense per member; 0: all)."""
+    """Linear and embedding weights of at least this many entries share one matmul per parent (smaller: dense
+    per member; 0: all). Convolutions always share one conv per parent (docs/atari-speed.md)."""
 
 
 class LowRankPerturbEncoding(SeedChainEncoding):
@@ -140,8 +141,9 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         shared = {
             layer.name
             for layer in self.policy.layers
-            if layer.name in self.ranks and self._weight_size(layer) >= self.options.shared_min
-        }
+            if layer.name in self.ranks
+            and (layer.kind == "conv2d" or self._weight_size(layer) >= self.options.shared_min)
+        }  # convolutions always: one shared conv plus a rank-r conv beat the grouped conv at every size measured
         if not shared or 2 * len(keys) > len(genomes):
             return super().decode(genomes)
         bases = torch.stack([self.vector(k) for k in keys])  # (K, D), read before the cache is renewed

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import torch
 
-from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding
+from evoboard.agents.encodings.sparse_layers import SHARED_DENSITY_MAX, SHARED_MIN, SparseLinear
+from evoboard.agents.layers import PopulationParams
 from evoboard.options import bounded
 
 
@@ -155,6 +157,31 @@ class SparseEncoding(SeedChainEncoding):
             values = torch.randn(len(index), generator=generator, device=self.device)
             children[c, index] += self._mutation_scale[index] * values
         return children
+
+    def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
+        """The base class's dense children; where members share parents, their large sparsely mutated linear
+        layers run as the parents' shared forward plus each child's changes (``sparse_layers``)."""
+        genomes = [tuple(g) for g in genomes]
+        fresh = [g not in self._cache and len(g) > 1 for g in genomes]  # new children: (parent, seed)
+        params = super().decode(genomes)
+        keys: dict[Genome, int] = {}
+        group = [keys.setdefault(g[:-1] if new else g, len(keys)) for g, new in zip(genomes, fresh, strict=True)]
+        density = {s.layer: s.chosen / s.size for s in self.segments}
+        shared = [
+            layer.name
+            for layer in self.policy.layers
+            if layer.kind == "linear"
+            and layer.in_features * layer.out_features >= SHARED_MIN
+            and density.get(layer.name, 1.0) <= SHARED_DENSITY_MAX
+        ]
+        if not shared or 2 * len(keys) > len(genomes):
+            return params
+        bases = self.to_params(torch.stack([self.vector(k) for k in keys]))  # (K, ...) the distinct parents
+        members = torch.tensor(group, device=self.device)
+        for name in shared:
+            child = params[name]
+            params[name] = SparseLinear.of_children(bases[name].weight, members, child.weight, child.bias)
+        return params
 
     def direction(self, seed: int) -> torch.Tensor:
         raise TypeError(
