@@ -62,6 +62,7 @@ def test_sparse_form_keeps_exactly_the_childrens_changed_entries():
     torch.testing.assert_close(form.materialize().weight[1], dense, atol=1e-7, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parents", [1, 3])
 @pytest.mark.parametrize("name", ["sparse", "lowrank-perturb"])
 def test_shared_forward_equals_each_childs_dense_forward(name, parents):
@@ -81,6 +82,7 @@ def torch_threads(request):
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parents", [1, 3])
 @pytest.mark.parametrize("name", ["sparse", "lowrank-perturb"])
 def test_a_shared_childs_output_does_not_depend_on_who_shares_its_batch(name, parents, torch_threads):
