@@ -1,16 +1,20 @@
-"""Layer form of sparsely mutated children: the parent's shared forward plus each child's gathered changes.
+"""Layer form of sparsely mutated children: the parent's shared forward plus each child's changes.
 
 A sparse child (``SparseEncoding``, Whitaker & Whitley 2023) differs from its parent in k = p * n
 entries of a layer, so x W_i^T = x W0^T + sum over its changed entries (o, j) of delta_oj * x_j:
-one matmul per distinct parent (``shared_forward``) plus k multiply-adds per row, gathered and
-scattered. Measured on the Nature CNN's fc layer (P=32, one input row each, one thread): the
-dense batched matmul ~11 ms; shared ~1.3 ms plus the correction ~0.7 ms at p = 0.01 and ~9 ms
-at p = 0.1 (``python -m evoboard.suite.speed.forwards encodings``). Convolutions stay dense: a
-gathered correction of a conv (an unfolded input's rows) measured 2-40x slower than the grouped conv.
+one matmul per distinct parent (``shared_forward``) plus one sparse product of the members'
+changes (a block-diagonal CSR matrix, k multiply-adds per row). Measured on the Nature CNN's fc
+layer (P=32, one input row each, one thread, side by side): at p = 0.01 the shared form took a
+fifth of the dense batched matmul's time; at p = 0.1, four fifths; at p = 0.3, several times more
+(``python -m evoboard.suite.speed.forwards cnn``, docs/atari-speed.md). A gathered correction
+(``gather`` then ``scatter_add``) was 3-6x slower than the CSR product. Convolutions stay dense:
+a conv's correction gathers shifted input windows (an unfolded input's rows), measured 2-40x
+slower than the grouped conv of every member's own kernels.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,9 +25,9 @@ from evoboard.agents.layers import DenseLinear, LayerParams
 
 SHARED_MIN = 32_768
 """Linear weights of at least this many entries run shared (smaller ones are cheap to run dense per member)."""
-SHARED_DENSITY_MAX = 0.05
-"""The largest density run shared: where the gathered correction stops beating the dense matmul (about 0.1
-on the fc layer above), with a margin."""
+SHARED_DENSITY_MAX = 0.1
+"""The largest density run shared: the shared form and the dense matmul cross between 0.1 and 0.3 on the fc
+layer above; 0.1 is the encoding's default density."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,32 @@ class SparseLinear(LayerParams):
     def _plan(self) -> SharedPlan:
         return SharedPlan.of(self.group, self.base.shape[0])
 
+    @cached_property
+    def _changes(self) -> torch.Tensor:
+        """Every member's changes as one block-diagonal CSR matrix (P*out, P*in) in float32, made once per form.
+
+        Entries keep their row-major order, so each output's correction sums its entries in one fixed order
+        whoever shares the batch. float32 also under bf16: torch's CSR product has no bf16 kernel on CPU.
+        """
+        p, out, cols = len(self), self.base.shape[1], self.base.shape[2]
+        real = self.delta != 0  # padding has delta 0; a changed entry never does (child != parent there)
+        member = torch.arange(p, device=self.delta.device)[:, None]
+        rows = (self.rows + member * out)[real]  # ascending: members in order, each in row-major order
+        crow = torch.zeros(p * out + 1, dtype=torch.int64, device=rows.device)
+        crow[1:] = torch.bincount(rows, minlength=p * out).cumsum(0)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": said once per form, not for the user
+            warnings.simplefilter("ignore")
+            return torch.sparse_csr_tensor(
+                crow, (self.cols + member * cols)[real], self.delta[real].float(), size=(p * out, p * cols),
+                check_invariants=False,
+            )  # fmt: skip
+
     def linear(self, x: torch.Tensor) -> torch.Tensor:
-        p, n, _ = x.shape
+        p, n, d = x.shape
         y = shared_linear(x, self.base, self._plan)  # (P, N, out): one matmul per parent
-        k = self.cols.shape[1]
-        taps = x.gather(2, self.cols[:, None, :].expand(p, n, k)) * self.delta[:, None, :]  # (P, N, k)
-        y = y.scatter_add(2, self.rows[:, None, :].expand(p, n, k), taps)
-        return y + self.bias.unsqueeze(1)  # (P, N, out)
+        stacked = x.float().transpose(1, 2).reshape(p * d, n)  # (P*in, N): members stacked
+        correction = (self._changes @ stacked).reshape(p, -1, n).transpose(1, 2)  # (P, N, out)
+        return y + correction.to(y.dtype) + self.bias.unsqueeze(1)
 
     def materialize(self) -> DenseLinear:
         """Each member's dense weight, base plus its changes."""
