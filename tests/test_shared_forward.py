@@ -46,13 +46,30 @@ def test_children_of_few_parents_get_shared_forms():
     assert isinstance(sparse["fc"], SparseLinear) and isinstance(sparse["out"], DenseLinear)  # out: 3,072 entries
     assert all(isinstance(perturb[f"conv{i}"], PerturbedConv2d) for i in range(3))  # conv0 too (8,192 entries)
     assert isinstance(perturb["fc"], PerturbedLinear)
-    dense = children("sparse", cnn(), parents=32)  # every child its own parent: nothing to share
-    assert isinstance(dense["fc"], DenseLinear)
+    dense = children("sparse", cnn(), parents=32)  # every child its own parent: still shared (see below)
+    assert isinstance(dense["fc"], SparseLinear) and dense["fc"].base.shape[0] == 32
+
+
+def test_a_sparse_members_form_follows_from_its_genome_alone():
+    """A backend shard decodes other members and has other cached parents; each member's output must not change."""
+    policy, name = cnn(), "sparse"
+    settings = build_options(make_encoding(name, policy).Options, SETTINGS[name])
+    genomes = [(0,), (1,), *[(i % 2, 100 + i) for i in range(14)]]  # two first links and their children
+    local = make_encoding(name, policy, settings)
+    local.decode(genomes[:2])
+    whole = local.decode(genomes)
+    x = frames(len(genomes))
+    with torch.inference_mode():
+        expected = policy.forward(whole, x)
+        shard = make_encoding(name, policy, settings)  # a fresh worker: nothing cached, parents replayed
+        part = [3, 0, 9, 15]
+        got = policy.forward(shard.decode([genomes[i] for i in part]), x[part])
+    assert torch.equal(got, expected[part])
 
 
 def test_sparse_form_keeps_exactly_the_childrens_changed_entries():
     enc = make_encoding("sparse", cnn(), build_options(make_encoding("sparse", cnn()).Options, {"density": 0.01}))
-    parent = enc.decode([(0,)])["fc"].weight[0].clone()
+    parent = enc.to_params(enc.vector((0,))[None])["fc"].weight[0]
     params = enc.decode([(0, 100 + i) for i in range(8)])
     form = params["fc"]
     child = enc.vector((0, 101))

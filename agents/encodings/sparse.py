@@ -159,13 +159,14 @@ class SparseEncoding(SeedChainEncoding):
         return children
 
     def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
-        """The base class's dense children; where members share parents, their large sparsely mutated linear
-        layers run as the parents' shared forward plus each child's changes (``sparse_layers``)."""
+        """The base class's dense children, with their large sparsely mutated linear layers run as their
+        parents' shared forward plus each child's changes (``sparse_layers``).
+
+        A member's form follows from its genome alone, so its output is the same bits on any backend shard:
+        a child (two links or more) is its parent plus its changes, cached or not; a first link is its own base.
+        """
         genomes = [tuple(g) for g in genomes]
-        fresh = [g not in self._cache and len(g) > 1 for g in genomes]  # new children: (parent, seed)
         params = super().decode(genomes)
-        keys: dict[Genome, int] = {}
-        group = [keys.setdefault(g[:-1] if new else g, len(keys)) for g, new in zip(genomes, fresh, strict=True)]
         density = {s.layer: s.chosen / s.size for s in self.segments}
         shared = [
             layer.name
@@ -174,8 +175,10 @@ class SparseEncoding(SeedChainEncoding):
             and layer.in_features * layer.out_features >= SHARED_MIN
             and density.get(layer.name, 1.0) <= SHARED_DENSITY_MAX
         ]
-        if not shared or 2 * len(keys) > len(genomes):
+        if not shared:
             return params
+        keys: dict[Genome, int] = {}
+        group = [keys.setdefault(g[:-1] if len(g) > 1 else g, len(keys)) for g in genomes]
         bases = self.to_params(torch.stack([self.vector(k) for k in keys]))  # (K, ...) the distinct parents
         members = torch.tensor(group, device=self.device)
         for name in shared:

@@ -47,17 +47,19 @@ class SparseLinear(LayerParams):
     @classmethod
     def of_children(cls, base: torch.Tensor, group: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
         """The form of members whose dense weights are ``weight`` (P, out, in), children of base[group]."""
-        changed = (weight != base[group]).flatten(1)  # (P, out*in)
-        counts = changed.sum(1)
-        k = max(int(counts.max()), 1) if len(counts) else 1
-        # Each member's changed positions first, in index order (a stable sort of the flags), then padding.
-        order = torch.sort(changed.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :k]  # (P, k)
-        real = torch.arange(k, device=weight.device) < counts[:, None]  # (P, k)
-        flat = weight.flatten(1)
-        delta = torch.where(real, flat.gather(1, order) - base[group].flatten(1).gather(1, order), 0.0)
-        order = torch.where(real, order, 0)
-        cols_per_row = weight.shape[-1]
-        return cls(base, group, order // cols_per_row, order % cols_per_row, delta, bias)
+        changes = []  # per member: flat indices (row-major order) and child minus parent there
+        parents = base.flatten(1)  # (K, out*in)
+        for w, parent in zip(weight.flatten(1), group.tolist(), strict=True):
+            b = parents[parent]
+            where = torch.nonzero(w != b).flatten()  # ascending
+            changes.append((where, w[where] - b[where]))
+        k = max([len(where) for where, _ in changes] + [1])
+        flat = torch.zeros(len(changes), k, dtype=torch.long, device=weight.device)  # (P, k), padding at 0
+        delta = torch.zeros(len(changes), k, dtype=weight.dtype, device=weight.device)  # (P, k), padding 0
+        for m, (where, values) in enumerate(changes):
+            flat[m, : len(where)], delta[m, : len(where)] = where, values
+        cols = weight.shape[-1]
+        return cls(base, group, flat // cols, flat % cols, delta, bias)
 
     @cached_property
     def _plan(self) -> SharedPlan:

@@ -243,7 +243,8 @@ def cnn_forward(name: str, settings: dict, dtype: str, population: int, repeats:
     params = encoding.decode([(0, 1000 + i) for i in range(population)])  # (P, ...) children of one parent
     obs = torch.randint(0, 255, (population, 4, 84, 84), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     one = encoding.decode([(0,)])  # the parent alone: the shared-weight floor, all P frames through one network
-    weights = {k: (v.weight[0].to(DTYPES[dtype]), v.bias[0].to(DTYPES[dtype])) for k, v in one.items()}
+    dense = {k: v.materialize() for k, v in one.items()}
+    weights = {k: (v.weight[0].to(DTYPES[dtype]), v.bias[0].to(DTYPES[dtype])) for k, v in dense.items()}
     step = median_time(repeated(lambda: policy.act(params, obs), calls), repeats) / calls
     floor = median_time(repeated(lambda: shared_cnn(policy, weights, obs, DTYPES[dtype]), calls), repeats) / calls
     layers, x = {}, (obs.unsqueeze(1).float() / 255).to(DTYPES[dtype])
