@@ -4,9 +4,9 @@ A sparse child (``SparseEncoding``, Whitaker & Whitley 2023) differs from its pa
 entries of a layer, so x W_i^T = x W0^T + sum over its changed entries (o, j) of delta_oj * x_j:
 one matmul per distinct parent (``shared_forward``) plus one sparse product of the members'
 changes (a block-diagonal CSR matrix, k multiply-adds per row). Measured on the Nature CNN's fc
-layer (P=32, one input row each, one thread, side by side): at p = 0.01 the shared form took a
-fifth of the dense batched matmul's time; at p = 0.1, four fifths; at p = 0.3, several times more
-(``python -m evoboard.suite.speed.forwards cnn``, docs/atari-speed.md). A gathered correction
+layer (P=32, one input row each, one thread): at p = 0.01 the shared form takes about a sixth of
+the dense batched matmul's time, at p = 0.1 about as long (0.8-0.95x), at p = 0.3 several times
+longer (``python -m evoboard.suite.speed.forwards cnn``, docs/atari-speed.md). A gathered correction
 (``gather`` then ``scatter_add``) was 3-6x slower than the CSR product. Convolutions stay dense:
 a conv's correction gathers shifted input windows (an unfolded input's rows), measured 2-40x
 slower than the grouped conv of every member's own kernels.
@@ -27,7 +27,7 @@ SHARED_MIN = 32_768
 """Linear weights of at least this many entries run shared (smaller ones are cheap to run dense per member)."""
 SHARED_DENSITY_MAX = 0.1
 """The largest density run shared: the shared form and the dense matmul cross between 0.1 and 0.3 on the fc
-layer above; 0.1 is the encoding's default density."""
+layer above; at 0.1, the encoding's default, the two take about as long."""
 
 
 @dataclass(frozen=True)
