@@ -20,6 +20,7 @@ from evoboard.agents.policies import POLICIES, ActionHead, Policy
 from evoboard.options import Checked, bounded
 
 CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))  # (channels out, kernel, stride), Mnih et al. 2015
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -28,6 +29,14 @@ class CNNOptions(Checked):
 
     cnn_hidden: int = bounded(512, ge=1)
     """Width of the fully connected layer after the convolutions (512 in Mnih et al. 2015; 256 is cheaper)."""
+    dtype: str = "float32"
+    """Precision of the population's forward: float32, or bfloat16 (opt-in: half the weight traffic, fast where
+    the hardware has bf16 units, e.g. avx512_bf16 or a GPU; scores differ from float32's: docs/atari-speed.md)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
 
 @POLICIES.register("nature_cnn")
@@ -62,16 +71,23 @@ class NatureCNN(Policy):
         return cls(tuple(int(s) for s in shape), action_space, options)
 
     def forward(self, params: PopulationParams, x: torch.Tensor) -> torch.Tensor:
-        """Action values for every member: x (P, N, C, H, W) in [0, 1] -> (P, N, actions)."""
+        """Action values for every member: x (P, N, C, H, W) in [0, 1] -> (P, N, actions) float32.
+
+        With ``dtype`` bfloat16 the weights (converted once per decoded population) and activations are bf16.
+        """
+        dtype = DTYPES[self.options.dtype]
+        if dtype != torch.float32:
+            params, x = params.cast(dtype), x.to(dtype)
         for layer in self.layers[: len(CONVS)]:
             x = torch.relu(conv2d(x, params[layer.name]))  # (P, N, C', H', W')
         x = x.flatten(2)  # (P, N, flat)
         x = torch.relu(linear(x, params["fc"]))  # (P, N, hidden)
-        return linear(x, params["out"])  # (P, N, actions)
+        return linear(x, params["out"]).float()  # (P, N, actions)
 
     def act(self, params: PopulationParams, obs: torch.Tensor) -> torch.Tensor:
         x = obs.unsqueeze(1).to(torch.float32).mul_(1.0 / 255.0)  # uint8 (P, C, H, W) -> (P, 1, C, H, W) in [0, 1]
         return self.head(self.forward(params, x)[:, 0])  # (P, actions) -> actions
 
     def describe(self) -> str:
-        return f"nature_cnn({self.options.cnn_hidden})"
+        precision = "" if self.options.dtype == "float32" else f",{self.options.dtype}"
+        return f"nature_cnn({self.options.cnn_hidden}{precision})"

@@ -10,9 +10,11 @@ form runs all P members in one batched call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +133,32 @@ class LayerParams(ABC):
         """The same members as a dense form (each member's full weights): for checks and export."""
         return self
 
+    def cast(self, dtype: torch.dtype) -> LayerParams:
+        """The same members with every floating tensor in ``dtype``, converted once per form and dtype.
+
+        A form's tensors are fixed for its life (forms are frozen), so the copy is kept on the form:
+        the policy asks for it every step, and converting every step would stream the weights twice.
+        """
+        if all(t.dtype == dtype for t in _floating(self).values()):
+            return self
+        casts = self.__dict__.setdefault("_casts", {})  # frozen dataclass: its __dict__ still takes a cache
+        if dtype not in casts:
+            if hasattr(self, "map_inner"):  # a wrapper form: cast what it wraps
+                casts[dtype] = self.map_inner(lambda inner: inner.cast(dtype))
+            elif dataclasses.is_dataclass(self):
+                casts[dtype] = dataclasses.replace(self, **{k: t.to(dtype) for k, t in _floating(self).items()})
+            else:
+                raise TypeError(f"{type(self).__name__} cannot be cast to {dtype}")
+        return casts[dtype]
+
+
+def _floating(form: LayerParams) -> dict[str, torch.Tensor]:
+    """A dataclass form's floating-point tensor fields by name."""
+    if not dataclasses.is_dataclass(form):
+        return {}
+    tensors = {f.name: getattr(form, f.name) for f in dataclasses.fields(form)}
+    return {k: t for k, t in tensors.items() if isinstance(t, torch.Tensor) and t.is_floating_point()}
+
 
 def _select(tensors: dict[str, torch.Tensor], members: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: v[members] for k, v in tensors.items()}
@@ -178,9 +206,18 @@ class DenseConv2d(LayerParams):
     bias: torch.Tensor  # (P, out)
     stride: int = 1
 
+    @cached_property
+    def _kernels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Kernels (P*out, in, k, k) and bias (P*out,) as grouped conv takes them, made once per form.
+
+        The weight is usually a view of the search vectors (P, D), not contiguous, so reshaping
+        it copied every member's kernels on every step; the values are the same either way.
+        """
+        return self.weight.reshape(-1, *self.weight.shape[2:]).contiguous(), self.bias.reshape(-1).contiguous()
+
     def conv2d(self, x: torch.Tensor) -> torch.Tensor:
-        kernels = self.weight.reshape(-1, *self.weight.shape[2:])  # (P*out, in, k, k)
-        return member_conv(x, kernels, self.bias.reshape(-1), self.stride)
+        kernels, bias = self._kernels
+        return member_conv(x, kernels, bias, self.stride)
 
     def select(self, members: torch.Tensor) -> DenseConv2d:
         return DenseConv2d(self.weight[members], self.bias[members], self.stride)
@@ -268,3 +305,7 @@ class PopulationParams(dict[str, LayerParams]):
     @property
     def population(self) -> int:
         return len(next(iter(self.values())))
+
+    def cast(self, dtype: torch.dtype) -> PopulationParams:
+        """Every layer with its floating tensors in ``dtype`` (each form converts once: ``LayerParams.cast``)."""
+        return PopulationParams({name: p.cast(dtype) for name, p in self.items()})

@@ -45,7 +45,8 @@ class LowRankPerturbOptions(EncodingOptions):
     perturb_sigma: float | None = bounded(None, gt=0, finite=True)
     """Older name of sigma for this encoding; when set, it replaces sigma."""
     shared_min: int = bounded(32768, ge=0)
-    """Weights of at least this many entries share one matmul per parent (smaller: dense per member; 0: all)."""
+    """Linear and embedding weights of at least this many entries share one matmul per parent (smaller: dense
+    per member; 0: all). Convolutions always share one conv per parent (docs/atari-speed.md)."""
 
 
 class LowRankPerturbEncoding(SeedChainEncoding):
@@ -73,7 +74,7 @@ class LowRankPerturbEncoding(SeedChainEncoding):
         self.shared = {
             layer.name
             for layer in policy.layers
-            if layer.name in self.ranks and self._weight_size(layer) >= options.shared_min
+            if layer.name in self.ranks and (layer.kind == "conv2d" or self._weight_size(layer) >= options.shared_min)
         }
         # Blocks every member holds itself (small weights, biases, norms): not a shared weight.
         self._own = [j for j, b in enumerate(self.blocks) if not (b.layer in self.shared and b.role == "weight")]

@@ -1,5 +1,6 @@
 """Layer forms of low-rank perturbed members: each child's weights are its parent's dense W0 plus a rank-r
-correction, so children of one parent share one matmul with W0 (``LowRankPerturbEncoding`` builds them).
+correction, so children of one parent share one matmul with W0 (``LowRankPerturbEncoding`` builds them;
+the shared product, padded so a member's bits do not depend on its batch, is ``shared_forward``'s).
 
 Linear: x W0^T + ((x B) A^T) * scale; conv: the shared kernel's grouped conv plus the low-rank
 correction of the kernel as an (out, in*k*k) matrix; embedding: rows of W0 plus rows of A B^T.
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
-import torch.nn.functional as F
 
+from evoboard.agents.encodings.shared_forward import SharedPlan, shared_conv2d, shared_linear
 from evoboard.agents.layers import DenseConv2d, DenseEmbedding, DenseLinear, LayerParams, member_conv
 
 
@@ -26,15 +27,6 @@ def low_rank_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     for j in range(1, a.shape[-1]):
         out = out + a[..., :, None, j] * b[..., None, :, j]
     return out
-
-
-def _segments(group: torch.Tensor, bases: int) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
-    """Sort order that makes each base's members contiguous, its inverse, and the run lengths."""
-    counts = torch.bincount(group, minlength=bases).tolist()
-    order = torch.argsort(group, stable=True)
-    if bool((order == torch.arange(len(group), device=group.device)).all()):
-        return None, None, counts
-    return order, torch.argsort(order), counts
 
 
 @dataclass(frozen=True)
@@ -57,26 +49,11 @@ class PerturbedLinear(LayerParams):
     scale: float
 
     @cached_property
-    def _plan(self) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
-        return _segments(self.group, self.base.shape[0])
+    def _plan(self) -> SharedPlan:
+        return SharedPlan.of(self.group, self.base.shape[0])
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
-        p, n, d = x.shape
-        order, inverse, counts = self._plan
-        xs = (x if order is None else x[order]).reshape(p * n, d)  # rows grouped by base
-        if len(counts) == 1:
-            shared = xs @ self.base[0].T  # (P*N, out): the whole population in one matmul
-        else:
-            shared = xs.new_empty(p * n, self.base.shape[1])
-            start = 0
-            for k, count in enumerate(counts):
-                if count:
-                    rows = slice(start * n, (start + count) * n)
-                    torch.mm(xs[rows], self.base[k].T, out=shared[rows])
-                    start += count
-        shared = shared.reshape(p, n, -1)
-        if inverse is not None:
-            shared = shared[inverse]  # back to member order
+        shared = shared_linear(x, self.base, self._plan)  # (P, N, out): one matmul per parent
         y = torch.baddbmm(shared, torch.bmm(x, self.B), self.A.transpose(1, 2), alpha=self.scale)
         return y + self.bias.unsqueeze(1)  # (P, N, out)
 
@@ -110,25 +87,19 @@ class PerturbedConv2d(LayerParams):
     stride: int = 1
 
     @cached_property
-    def _plan(self) -> tuple[torch.Tensor | None, torch.Tensor | None, list[int]]:
-        return _segments(self.group, self.base.shape[0])
+    def _plan(self) -> SharedPlan:
+        return SharedPlan.of(self.group, self.base.shape[0])
+
+    @cached_property
+    def _filters(self) -> torch.Tensor:
+        """B^T as r filters per member, (P*r, in, k, k), made contiguous once rather than every step."""
+        return self.B.transpose(1, 2).reshape(-1, *self.base.shape[2:])
 
     def conv2d(self, x: torch.Tensor) -> torch.Tensor:
-        p, n, c, h, w = x.shape
-        order, inverse, counts = self._plan
-        xs = x if order is None else x[order]
-        parts, start = [], 0
-        for k, count in enumerate(counts):
-            if count:
-                frames = xs[start : start + count].reshape(count * n, c, h, w)
-                parts.append(F.conv2d(frames, self.base[k], stride=self.stride))  # one conv for all its children
-                start += count
-        shared = torch.cat(parts).reshape(p, n, *parts[0].shape[1:])  # (P, N, out, H', W')
-        if inverse is not None:
-            shared = shared[inverse]
-        r, k = self.A.shape[-1], self.base.shape[-1]
-        filters = self.B.transpose(1, 2).reshape(p * r, c, k, k)
-        low = member_conv(x, filters, None, self.stride)  # (P, N, r, H', W')
+        p, n = x.shape[:2]
+        shared = shared_conv2d(x, self.base, self._plan, self.stride)  # (P, N, out, H', W'): one conv per parent
+        r = self.A.shape[-1]
+        low = member_conv(x, self._filters, None, self.stride)  # (P, N, r, H', W')
         hh, ww = low.shape[-2:]
         low = low.reshape(p, n, r, hh * ww)  # (P, N, r, H'W')
         correction = torch.matmul(self.A.unsqueeze(1), low).reshape(p, n, -1, hh, ww)  # (P, N, out, H', W')

@@ -42,8 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from evoboard.agents.encodings.base import EncodingOptions, SeedChainEncoding
+from evoboard.agents.encodings.base import EncodingOptions, Genome, SeedChainEncoding
 from evoboard.agents.encodings.noise import TABLE_SIZE, offsets, table, windows
+from evoboard.agents.encodings.sparse_layers import SHARED_DENSITY_MAX, SHARED_MIN, SparseLinear
+from evoboard.agents.layers import PopulationParams
 from evoboard.options import bounded
 
 
@@ -170,6 +172,34 @@ class SparseEncoding(SeedChainEncoding):
         values = table(self.device, TABLE_SIZE + 2 * self.search_dims)[starts + index]  # (C, K)
         delta = values.mul_(self._mutation_scale[index])  # (C, K)
         return parents.clone().scatter_add_(1, index, delta)  # distinct indices per row: one add each
+
+    def decode(self, genomes: Sequence[Genome]) -> PopulationParams:
+        """The base class's dense children, with their large sparsely mutated linear layers run as their
+        parents' shared forward plus each child's changes (``sparse_layers``).
+
+        A member's form follows from its genome alone, so its output is the same bits on any backend shard:
+        a child (two links or more) is its parent plus its changes, cached or not; a first link is its own base.
+        """
+        genomes = [tuple(g) for g in genomes]
+        params = super().decode(genomes)
+        density = {s.layer: s.chosen / s.size for s in self.segments}
+        shared = [
+            layer.name
+            for layer in self.policy.layers
+            if layer.kind == "linear"
+            and layer.in_features * layer.out_features >= SHARED_MIN
+            and density.get(layer.name, 1.0) <= SHARED_DENSITY_MAX
+        ]
+        if not shared:
+            return params
+        keys: dict[Genome, int] = {}
+        group = [keys.setdefault(g[:-1] if len(g) > 1 else g, len(keys)) for g in genomes]
+        bases = self.to_params(torch.stack([self.vector(k) for k in keys]))  # (K, ...) the distinct parents
+        members = torch.tensor(group, device=self.device)
+        for name in shared:
+            child = params[name]
+            params[name] = SparseLinear.of_children(bases[name].weight, members, child.weight, child.bias)
+        return params
 
     def direction(self, seed: int) -> torch.Tensor:
         raise TypeError(

@@ -3,6 +3,7 @@
     python -m evoboard.suite.speed.forwards mlp [--out results] [--repeats 5] [--threads 1,2]
     python -m evoboard.suite.speed.forwards encodings [--out results] [--repeats 5]
     python -m evoboard.suite.speed.forwards charlm [--out results] [--repeats 5]
+    python -m evoboard.suite.speed.forwards cnn [--out results] [--repeats 5]
 
 1. (mlp) Member-forwards/s of the population-batched MLP (one stacked matmul per layer) against
    a Python loop over P separate torch modules, at P = 16, 64, 256, once per torch thread count
@@ -14,6 +15,9 @@
 3. (charlm) Tokens/s of the char transformer's population forward (P distinct members, 32
    windows of 64 characters each) against one shared-weight forward over the same total batch,
    at P = 16, 64, 256, with each configuration's peak resident memory (its own subprocess).
+4. (cnn) One step of Pong's Nature CNN for P=32 children of one parent per encoding, in fp32 and
+   bf16 (``--set dtype=bfloat16``), against the parent's network on all 32 frames, with each layer's
+   form and time (the shared forms of ``sparse_layers`` and ``perturbed_layers`` show here).
 Each pair is measured side by side, alternating, and reported as medians and their ratio.
 """
 
@@ -203,6 +207,75 @@ def encodings(out: Path, repeats: int) -> pd.DataFrame:
     return table
 
 
+CNN_SETTINGS = [
+    ("dense", {}),
+    ("lowrank", {"rank": 4}),
+    ("lowrank-perturb", {"perturb_rank": 4}),
+    ("sparse", {"density": 0.01}),
+    ("sparse", {"density": 0.1}),
+]
+
+
+def shared_cnn(policy, weights: dict, obs: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The Nature CNN with one member's (weight, bias) by layer for all frames obs (P, C, H, W): plain torch calls."""
+    x = obs.to(dtype) / 255
+    for layer in policy.layers:
+        w, b = weights[layer.name]
+        if layer.kind == "conv2d":
+            x = torch.relu(torch.nn.functional.conv2d(x, w, b, stride=layer.stride))
+        else:
+            x = torch.nn.functional.linear(x.flatten(1), w, b)
+            x = torch.relu(x) if layer.name != "out" else x
+    return x
+
+
+def cnn_forward(name: str, settings: dict, dtype: str, population: int, repeats: int, calls: int = 10) -> dict:
+    """One step of Pong's Nature CNN for ``population`` children of one parent, and each layer's share, in ms."""
+    from evoboard.agents.cnn import DTYPES, CNNOptions
+    from evoboard.agents.layers import conv2d, linear
+    from evoboard.suite.settings import build_options
+
+    screen = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    policy = make_policy("nature_cnn", screen, gym.spaces.Discrete(6), CNNOptions(dtype=dtype))
+    cls = make_encoding(name, policy).__class__
+    encoding = make_encoding(name, policy, build_options(cls.Options, settings), "cpu")
+    encoding.decode([(0,)])
+    params = encoding.decode([(0, 1000 + i) for i in range(population)])  # (P, ...) children of one parent
+    obs = torch.randint(0, 255, (population, 4, 84, 84), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    one = encoding.decode([(0,)])  # the parent alone: the shared-weight floor, all P frames through one network
+    dense = {k: v.materialize() for k, v in one.items()}
+    weights = {k: (v.weight[0].to(DTYPES[dtype]), v.bias[0].to(DTYPES[dtype])) for k, v in dense.items()}
+    step = median_time(repeated(lambda: policy.act(params, obs), calls), repeats) / calls
+    floor = median_time(repeated(lambda: shared_cnn(policy, weights, obs, DTYPES[dtype]), calls), repeats) / calls
+    layers, x = {}, (obs.unsqueeze(1).float() / 255).to(DTYPES[dtype])
+    cast = params.cast(DTYPES[dtype])
+    with torch.inference_mode():
+        for layer in policy.layers:
+            x = x.flatten(2) if layer.kind == "linear" and x.dim() > 3 else x
+            form, inputs = cast[layer.name], x
+            apply = conv2d if layer.kind == "conv2d" else linear
+            seconds = median_time(repeated(lambda f=form, i=inputs, a=apply: a(i, f), calls), repeats) / calls
+            layers[layer.name] = f"{type(form).__name__} {1e3 * seconds:.2f}"
+            x = torch.relu(apply(x, form))
+    label = name + "".join(f" {k}={v}" for k, v in settings.items())
+    return {"benchmark": "cnn_forward", "population": population, "encoding": label, "dtype": dtype,
+            "step_ms": 1e3 * step, "shared_ms": 1e3 * floor, "vs_shared": floor / step, **layers}  # fmt: skip
+
+
+def cnn(out: Path, repeats: int, population: int = 32) -> pd.DataFrame:
+    """``cnn_forward`` of every encoding in fp32 and bf16 at one torch thread; writes ``cnn_forward.{csv,md}``."""
+    torch.set_num_threads(1)
+    rows = [cnn_forward(n, s, d, population, repeats) for d in ("float32", "bfloat16") for n, s in CNN_SETTINGS]
+    table = pd.DataFrame(rows)
+    table["machine"] = machine("cpu", 1)
+    names = ["conv0", "conv1", "conv2", "fc", "out"]
+    header = ["encoding", "dtype", "P", "step ms", "shared-weight ms", "vs shared", *[f"{n}: form ms" for n in names]]
+    cells = [[r["encoding"], r["dtype"], str(r["population"]), f"{r['step_ms']:.2f}", f"{r['shared_ms']:.2f}",
+              f"{r['vs_shared']:.2f}x", *[r[n] for n in names]] for r in rows]  # fmt: skip
+    publish(out, "cnn_forward", table, markdown_table(header, cells))
+    return table
+
+
 def charlm_one(population: int, shared: bool, repeats: int, windows: int = 32) -> dict:
     """Tokens/s of one char-transformer forward configuration; run in a fresh process for its peak RSS."""
     import resource
@@ -259,7 +332,7 @@ def charlm(out: Path, repeats: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m evoboard.suite.speed.forwards")
-    parser.add_argument("name", choices=["mlp", "encodings", "charlm"])
+    parser.add_argument("name", choices=["mlp", "encodings", "charlm", "cnn"])
     parser.add_argument("--out", default="results", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
@@ -268,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         encodings(args.out, args.repeats)
     elif args.name == "charlm":
         charlm(args.out, args.repeats)
+    elif args.name == "cnn":
+        cnn(args.out, args.repeats)
     else:
         mlp(args.out, args.repeats, tuple(int(t) for t in args.threads.split(",")))
 

@@ -10,7 +10,9 @@ Measured side by side in one process and one run (each pair alternates; medians)
   episodes and network, and how many env steps it really took against how many it counted
   (a counting CartPole).
 - Pong at 1 and 2 torch threads (the emulators' C++ threads idle while the policy runs; the
-  first, untimed evaluation builds the emulator slots, whose ROM loads are not evaluation);
+  first, untimed evaluation builds the emulator slots, whose ROM loads are not evaluation), and at
+  P=32, 1 thread, also with the CNN in bfloat16 (``--set dtype=bfloat16``); each row says the
+  seeded resets' milliseconds per episode (a ROM reload each: docs/atari-speed.md);
 - both cores: ``--backend processes`` with 2 worker processes on HalfCheetah, against the
   one-core raw env.
 Writes ``results/throughput.csv`` and ``results/throughput.md``.
@@ -32,6 +34,7 @@ import torch
 from evoboard import envs
 from evoboard.agents import PopulationActor, make_policy
 from evoboard.agents.encodings import make as make_encoding
+from evoboard.agents.policies import POLICIES
 from evoboard.envs.quiet import quiet_mujoco
 from evoboard.suite.backends.base import build_parts
 from evoboard.suite.progress import RunLines
@@ -54,11 +57,14 @@ def evoboard_eval(
     settings: dict | None = None,
     device: str = "cpu",
     generations: int = 1,
+    policy_settings: dict | None = None,
 ) -> dict:
     """``generations`` population evaluations (decode + evaluate on ``device``, each a new set of children of
     one parent); steps/s over all of them and the time split. Several keep a CartPole figure (a population
-    of ~10-step episodes is ~10 ms) above timer and scheduler noise."""
-    policy = make_policy(task.default_policy, task.observation_space, task.action_space)
+    of ~10-step episodes is ~10 ms) above timer and scheduler noise. ``policy_settings``: the policy's own
+    options (e.g. ``{"dtype": "bfloat16"}``)."""
+    options = build_options(POLICIES.get(task.default_policy).Options, policy_settings or {})
+    policy = make_policy(task.default_policy, task.observation_space, task.action_space, options)
     cls = make_encoding(encoding, policy).__class__
     enc = make_encoding(encoding, policy, build_options(cls.Options, settings or {}), device)
     enc.decode([(0,)])
@@ -83,6 +89,7 @@ def evoboard_eval(
         "steps_per_s": parts["steps"] / parts["total"],
         **{k: parts[k] for k in ("env_s", "policy_s", "decode_s", "reset_s")},
         "bookkeeping_s": parts["total"] - outside,
+        "reset_ms_per_episode": 1e3 * parts["reset_s"] / (population * generations),
         "shortest": shortest,
         "longest": longest,
     }
@@ -197,23 +204,33 @@ def both_cores_row(task_id: str, population: int, repeats: int, workers: int = 2
 
 
 def atari_rows(
-    game: str, population: int, steps: int, repeats: int, threads: int = 1, device: str = "cpu"
+    game: str,
+    population: int,
+    steps: int,
+    repeats: int,
+    threads: int = 1,
+    device: str = "cpu",
+    dtypes: tuple[str, ...] = ("float32",),
 ) -> list[dict]:
-    """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs)."""
+    """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs),
+    at each of ``dtypes`` (the CNN's ``dtype``: bfloat16 is opt-in reduced precision)."""
     from evoboard.envs.atari import AtariOptions
 
     task = envs.make(f"ALE/{game.title()}-v5", AtariOptions(max_steps=steps, noop_max=0))
     evoboard_eval(task, population, "lowrank", {"rank": 1})  # untimed: builds the emulator slots once
     raws, rows = [], []
     torch.set_num_threads(threads)
-    for encoding, settings in (("dense", {}), ("lowrank", {"rank": 4}), ("lowrank-perturb", {"perturb_rank": 4}),
-                               ("sparse", {"density": 0.01})):  # fmt: skip
-        raws.append(raw_atari(game, population, steps))  # one raw run beside each encoding's; median of all
-        runs = [evoboard_eval(task, population, encoding, settings, device) for _ in range(repeats)]
-        evo = medians(runs)
-        rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
-                     "device": device, "torch_threads": threads, "evoboard_steps_per_s": evo["steps_per_s"],
-                     **evo})  # fmt: skip
+    encodings = (("dense", {}), ("lowrank", {"rank": 4}), ("lowrank-perturb", {"perturb_rank": 4}),
+                 ("sparse", {"density": 0.01}))  # fmt: skip
+    for dtype in dtypes:
+        for encoding, settings in encodings:
+            raws.append(raw_atari(game, population, steps))  # one raw run beside each encoding's; median of all
+            runs = [evoboard_eval(task, population, encoding, settings, device, policy_settings={"dtype": dtype})
+                    for _ in range(repeats)]  # fmt: skip
+            evo = medians(runs)
+            rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
+                         "device": device, "dtype": dtype, "torch_threads": threads,
+                         "evoboard_steps_per_s": evo["steps_per_s"], **evo})  # fmt: skip
     raw = statistics.median(raws)
     for row in rows:
         row.update(raw_steps_per_s=raw, ratio_vs_raw=row["evoboard_steps_per_s"] / raw)
@@ -234,13 +251,15 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
     rows.append(both_cores_row("HalfCheetah-v5", 64, repeats))
     lines.finished("HalfCheetah-v5 P=64 on both cores")
     for population, threads in atari_steps:
-        rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device)
+        dtypes = ("float32", "bfloat16") if (population, threads) == (32, 1) else ("float32",)
+        rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device, dtypes)
         lines.finished(f"Pong P={population}, {threads} torch thread(s), every encoding")
     table = pd.DataFrame(rows)
     table["members"] = table["members"].fillna("children") if "members" in table else "children"
     for column in ("processes", "torch_threads"):
         table[column] = table[column].fillna(1).astype(int) if column in table else 1
     table["device"] = table["device"].fillna("cpu") if "device" in table else "cpu"
+    table["dtype"] = table["dtype"].fillna("float32") if "dtype" in table else "float32"
     table["machine"] = machine(device, table["torch_threads"])
     publish(out, "throughput", table, markdown(table))
     return table
@@ -261,13 +280,14 @@ def markdown(table: pd.DataFrame) -> str:
     header = ["task", "P", "encoding", "members", "episode steps", "processes", "torch threads", "raw steps/s",
               "evoboard steps/s", "vs raw",
               "EvoTorch steps/s", "evoboard / EvoTorch", "env s", "policy s", "decode s", "reset s",
-              "other s"]  # fmt: skip
-    rows = [[r["task"], str(r["population"]), r["encoding"] + ("" if r["device"] == "cpu" else f" ({r['device']})"),
+              "reset ms/episode", "other s"]  # fmt: skip
+    rows = [[r["task"], str(r["population"]), r["encoding"] + ("" if r["device"] == "cpu" else f" ({r['device']})")
+             + ("" if r["dtype"] == "float32" else f", {r['dtype']}"),
              r.get("members") or "children", steps_range(r), str(r["processes"]), str(r["torch_threads"]),
              f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
              f(r.get("env_s"), ".2f"), f(r.get("policy_s"), ".2f"), f(r.get("decode_s"), ".3f"),
-             f(r.get("reset_s"), ".2f"), f(r.get("bookkeeping_s"), ".2f")]
+             f(r.get("reset_s"), ".2f"), f(r.get("reset_ms_per_episode"), ".0f"), f(r.get("bookkeeping_s"), ".2f")]
             for r in table.to_dict("records")]  # fmt: skip
     lines = [markdown_table(header, rows).rstrip("\n")]
     counted = table.dropna(subset=["evoboard_steps_counted"]) if "evoboard_steps_counted" in table else table.iloc[:0]
