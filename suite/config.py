@@ -37,9 +37,12 @@ class RunFiles:
     """``evoboard run``'s flags beside the spec's: the run file it starts from, where it writes, what else logs it."""
 
     config: str | None = flag(
-        None, help="a TOML run file with the same keys as these flags and --set", metavar="FILE", before="task",
+        None,
+        help="a TOML run file with the same keys as these flags and --set",
+        metavar="FILE",
+        before="task",
         in_file=False,
-    )  # fmt: skip
+    )
     out: str = flag("results", help="output folder: leaderboard.csv and runs/ (default: {default})", before="device")
     log: str | None = flag(None, help="also log each generation's history row (default: none)", choices=LOGGERS)
 

@@ -32,7 +32,8 @@ import torch
 
 from evoboard.agents import PopulationActor
 from evoboard.agents.algorithms import ALGORITHMS, CountModel, DirectTrainer
-from evoboard.suite.backends.local import build_parts, evaluate_here
+from evoboard.suite.backends.base import build_parts
+from evoboard.suite.backends.local import evaluate_here
 from evoboard.suite.backends.shards import state_on
 from evoboard.suite.devices import device_name, peak_memory_mib, reset_peak_memory, tf32_state
 from evoboard.suite.provenance import TRAIN, episode_seeds, resolve_device
