@@ -18,9 +18,11 @@ import pandas as pd
 from evoboard.errors import UsageError
 from evoboard.suite.board import leaderboard as board
 from evoboard.suite.cli import build_parser, run_command
-from evoboard.suite.config import RUN_ONLY, SPEC_TYPES
+from evoboard.suite.config import RunFiles
+from evoboard.suite.flags import flag_fields
+from evoboard.suite.spec import RunSpec
 
-FLAGS = (*SPEC_TYPES, "config", *RUN_ONLY)
+FLAGS = tuple(f.name for f in flag_fields(RunSpec, RunFiles))
 """The keywords that are ``evoboard run``'s flags; every other keyword is a setting."""
 
 

@@ -23,7 +23,8 @@ from evoboard.errors import EvoboardError, RunFailed, UsageError
 from evoboard.suite.allocator import keep_freed_memory
 from evoboard.suite.board import leaderboard
 from evoboard.suite.board.tables import AGGREGATE_SHOWN, SHOWN, render
-from evoboard.suite.config import SPEC_TYPES, run_file
+from evoboard.suite.config import SPEC_TYPES, RunFiles, run_file
+from evoboard.suite.flags import add_flags
 from evoboard.suite.progress import reporting
 from evoboard.suite.runner import Run
 from evoboard.suite.setting_list import applicable, render_settings
@@ -44,24 +45,9 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunSpec) if f.default is not dataclasses.MISSING}
-
-
 def _run_options(p: argparse.ArgumentParser) -> None:
-    """``run``'s flags; their defaults are None so a --config file can fill what was not given."""
-    d = RUN_DEFAULTS
-    p.add_argument("--config", metavar="FILE", help="a TOML run file with the same keys as these flags and --set")
-    p.add_argument("--task", help="task id (see `evoboard list tasks`); required, here or in --config")
-    p.add_argument("--encoding", help=f"genome-to-weights map (`evoboard list encodings`; default: {d['encoding']})")
-    p.add_argument("--algorithm", help=f"search algorithm (`evoboard list algorithms`; default: {d['algorithm']})")
-    p.add_argument("--policy", help="policy network (see `evoboard list policies`; default: the task's own)")
-    p.add_argument("--population", type=int, help=f"members per generation (default: {d['population']})")
-    p.add_argument("--generations", type=int, help=f"generations to run (default: {d['generations']})")
-    p.add_argument("--seed", type=int, help=f"seed of every random draw of the run (default: {d['seed']})")
-    p.add_argument("--out", help="output folder: leaderboard.csv and runs/ (default: results)")
-    p.add_argument("--device", choices=DEVICES, help="torch device; auto: cuda where torch sees it (default: auto)")
-    p.add_argument("--backend", help="where members are evaluated: local, processes (all cores), ray (default: local)")
-    p.add_argument("--log", choices=LOGGERS, help="also log each generation's history row (default: none)")
+    """``run``'s flags, from their one declaration (``RunSpec``'s and ``RunFiles``' fields), and ``--set``."""
+    add_flags(p, RunSpec, RunFiles)
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="a component setting, repeatable (see `evoboard list settings`)")  # fmt: skip
 
@@ -198,7 +184,7 @@ def run_spec_from(args: argparse.Namespace, settings: dict[str, Any] | None = No
     else:
         spec = dataclasses.replace(spec, **flags)
     spec = dataclasses.replace(spec, settings={**spec.settings, **parse_sets(args.sets), **(settings or {})})
-    return spec, args.out or extra.get("out", "results"), args.log or extra.get("log")
+    return spec, args.out or extra.get("out", RunFiles.out), args.log or extra.get("log")
 
 
 def execute(run: Run, label: str, log: str | None) -> dict:

@@ -9,37 +9,47 @@ every ``--set`` key, side by side::
     sigma = 0.05        # a --set key, typed as TOML
 
 A key that is neither a flag nor a setting of the chosen components is refused with a
-did-you-mean, before anything is written.
+did-you-mean, before anything is written. The flags are ``RunSpec``'s fields and ``RunFiles``'
+(``suite/flags.py``).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evoboard.errors import UsageError
+from evoboard.suite.flags import flag, flag_types
 from evoboard.suite.settings import parse_value, unknown_message
 from evoboard.suite.spec import RunSpec
+from evoboard.suite.tracking import LOGGERS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SPEC_TYPES: dict[str, type] = {
-    "task": str,
-    "encoding": str,
-    "algorithm": str,
-    "policy": str,
-    "population": int,
-    "generations": int,
-    "seed": int,
-    "device": str,
-    "backend": str,
-}
+
+@dataclass
+class RunFiles:
+    """``evoboard run``'s flags beside the spec's: the run file it starts from, where it writes, what else logs it."""
+
+    config: str | None = flag(
+        None,
+        help="a TOML run file with the same keys as these flags and --set",
+        metavar="FILE",
+        before="task",
+        in_file=False,
+    )
+    out: str = flag("results", help="output folder: leaderboard.csv and runs/ (default: {default})", before="device")
+    log: str | None = flag(None, help="also log each generation's history row (default: none)", choices=LOGGERS)
+
+
+SPEC_TYPES: dict[str, type] = flag_types(RunSpec)
 """The RunSpec fields a table may set, with their types."""
-RUN_ONLY = ("out", "log")
+RUN_ONLY = tuple(flag_types(RunFiles))
 """Keys of a run file that are flags of ``evoboard run`` but not part of the spec."""
 
 

@@ -22,6 +22,7 @@ from evoboard.agents.policies import POLICIES
 from evoboard.envs.registry import unknown_message as unknown_task
 from evoboard.errors import UsageError
 from evoboard.suite.backends import BACKENDS, backend_class
+from evoboard.suite.flags import flag
 from evoboard.suite.settings import build_options, option_names, options_dict, unknown_message
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -61,19 +62,26 @@ class RunnerOptions:
 
 @dataclass
 class RunSpec:
-    """One run: the task, the agent (policy, encoding, algorithm), the budget and the seed."""
+    """One run: the task, the agent (policy, encoding, algorithm), the budget and the seed.
 
-    task: str
-    encoding: str = "dense"
-    algorithm: str = "ga"
-    population: int = 32
-    generations: int = 10
-    seed: int = 0
-    device: str = "auto"
-    policy: str | None = None
-    """Policy network; default: the task's own (an MLP for control tasks)."""
-    backend: str = "local"
-    """Where members are evaluated (local, processes, ray): never changes results, so not part of ``config``."""
+    Each field but ``settings`` is also a flag of ``evoboard run``, a key of a run file and a keyword
+    of ``evoboard.run`` (``suite/flags.py``): declared here once, with its ``--help`` line.
+    """
+
+    task: str = flag(help="task id (see `evoboard list tasks`); required, here or in --config")
+    encoding: str = flag("dense", help="genome-to-weights map (`evoboard list encodings`; default: {default})")
+    algorithm: str = flag("ga", help="search algorithm (`evoboard list algorithms`; default: {default})")
+    policy: str | None = flag(None, help="policy network (see `evoboard list policies`; default: the task's own)")
+    population: int = flag(32, help="members per generation (default: {default})")
+    generations: int = flag(10, help="generations to run (default: {default})")
+    seed: int = flag(0, help="seed of every random draw of the run (default: {default})")
+    device: str = flag(
+        "auto", help="torch device; auto: cuda where torch sees it (default: {default})", choices=DEVICES
+    )
+    backend: str = flag(
+        "local", help="where members are evaluated: local, processes (all cores), ray (default: {default})"
+    )
+    """Never changes results, so not part of ``config``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Raw ``--set`` values by key; resolved into the option sets below."""
 

@@ -16,8 +16,9 @@ validation bits per character, or held-out episode returns). What selection used
   selected_on = ``fresh_episodes``.
 Where evoboard differs from Whitaker & Whitley: they report ensembles of all children of a
 mutation scale; here the ensemble is a prefix of the selection ranking, its size chosen too.
-The runner calls ``ChildEnsembles`` after each generation; the figures join history.csv and
-a per-run ``ensembles.csv`` (with the selection fitness of each); the leaderboard is unchanged.
+``ChildEnsembles`` is an after-generation hook (``suite/hooks.py``), attached by ``--set ensemble=K``;
+the figures join history.csv and a per-run ``ensembles.csv`` (with the selection fitness of each);
+the leaderboard is unchanged.
 
 How predictions are averaged, by task:
 - tasks with logits (a differentiable ``loss``: digits, charlm/*): the mean of the members'
@@ -53,6 +54,7 @@ from evoboard.agents.layers import PopulationParams
 from evoboard.agents.policies import greedy_actions
 from evoboard.suite.backends.base import Parts
 from evoboard.suite.board.leaderboard import write_csv
+from evoboard.suite.hooks import Generation, Hook
 
 COLUMNS = ["ens_k", "parent_score", "best_child_score", "mean_child_score", "ensemble_score"]
 
@@ -151,7 +153,7 @@ def selection_fitness_of(task, actor, members: int, seeds: list[int]) -> np.ndar
     return np.asarray(task.evaluate(actor, members, seeds).fitness, dtype=np.float64)
 
 
-class ChildEnsembles:
+class ChildEnsembles(Hook):
     """Selects children and ensemble size on selection data, scores parent, best child and ensemble on test once."""
 
     def __init__(self, parts: Parts, k: int):
@@ -180,6 +182,10 @@ class ChildEnsembles:
             return float(selection_fitness_of(task, actor, 1, seeds)[0])
 
         return select(fitness, ensemble_fitness, self.k)
+
+    def after_generation(self, generation: Generation) -> dict:
+        g = generation
+        return self(g.folder, g.number, g.genomes, g.fitness, g.parent, g.held_out)
 
     def __call__(
         self,
