@@ -67,7 +67,7 @@ class CharTransformer(Policy):
                 LayerSpec(f"h{i}.mlp", "linear", c, 4 * c),
                 LayerSpec(f"h{i}.mlp_proj", "linear", 4 * c, c, std=residual / math.sqrt(4 * c)),
             ]
-        layers += [LayerSpec("ln_f", "norm", c, c), LayerSpec("head", "linear", c, vocab)]
+        layers += [LayerSpec("ln_f", "norm", c, c), LayerSpec("head", "linear", c, vocab, output=True)]
         self.layers = tuple(layers)
 
     @classmethod

@@ -266,9 +266,10 @@ def test_lowrank_mutates_only_factors_and_biases():
     assert {r for _, r in roles} == {"U", "V", "bias"}
     for block in enc.blocks:
         assert bool((child[block.start : block.stop] != parent[block.start : block.stop]).all())
-        # relative rates: sigma * factor std on U and V, sigma * the layer's weight std on biases
+        # relative rates: sigma / sqrt(2) * factor std on U and V (both move: U V^T steps as dense's W),
+        # sigma * the layer's weight std on biases
         layer = next(layer for layer in LAYERS if layer.name == block.layer)
-        want = 0.1 * block.std if block.role in ("U", "V") else 0.1 / math.sqrt(layer.fan_in)
+        want = 0.1 / math.sqrt(2) * block.std if block.role in ("U", "V") else 0.1 / math.sqrt(layer.fan_in)
         delta = (child - parent)[block.start : block.stop]
         assert torch.allclose(enc._mutation_scale[block.start : block.stop], torch.tensor(want))
         if block.size > 50:

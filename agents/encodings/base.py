@@ -14,14 +14,18 @@ elementwise IEEE arithmetic on it (a mul, then an add: never a fused multiply-ad
 reduction whose order a device picks), so a genome decodes to the same bits everywhere.
 
 One convention for every encoding (``EncodingOptions``), so a comparison of encodings
-compares encodings: a mutation moves each evolved tensor by ``sigma`` times that tensor's
-mutation scale (its init std; ``TensorSpec.mutation_scale`` for tensors that start
-constant), as Jevo.jl does (``src/organisms/nn/utils.jl``: every gene adds
-``randn * init_std * mr``); and LayerNorm gains and biases are either searched by every
-encoding or frozen at their init by every encoding (``evolve_norms``; Jevo.jl's
-``NBackMutator`` freezes them, ``no_layer_norm=true``). Where evoboard differs: Jevo.jl
-takes sqrt(mr) for the factors of a factorized weight (``nback_mutate``); here ``sigma`` is
-the same number on every evolved tensor, factors included.
+compares encodings: equal steps at equal ``sigma``. A child's effective weights (W for dense;
+U V^T for lowrank; W plus its rank-r term for lowrank-perturb; W plus its changes for sparse)
+move from its parent's by ``sigma`` times that tensor's init std per entry (RMS over the tensor),
+as Jevo.jl's dense mutation does (``src/organisms/nn/utils.jl``: every gene adds
+``randn * init_std * mr``); tensors that start constant use ``TensorSpec.mutation_scale``. Each
+encoding says how it meets this (lowrank: each factor by sigma / sqrt(2) of its std; sparse: each
+chosen entry by sigma / sqrt(k / n)), and ``evoboard bench mutation-scale`` measures it for every
+registered encoding (a contract test holds each, plugins too, within 10% of dense). LayerNorm
+gains and biases are either searched by every encoding or frozen at their init by every encoding
+(``evolve_norms``; Jevo.jl's ``NBackMutator`` freezes them, ``no_layer_norm=true``). The papers'
+own calibrations stay reachable as settings (lowrank's ``factor_gain``/``factor_sigma``,
+sparse's ``sparse_sigma``).
 """
 
 from __future__ import annotations

@@ -6,23 +6,26 @@ far fewer dimensions and a forward costs r*(in+out) per token instead of out*in.
 kernels are factorized as (out, in*k*k) matrices and embedding tables as (vocab, width),
 with their own ranks. Biases and unfactorized weights stay dense.
 
-Defaults follow their code, Jevo.jl (github.com/jarbus/Jevo.jl):
-- the factor init of ``create_kaiming_nfactor_init`` / ``apply_kaiming_normal_noise_factored!``
-  (``src/organisms/nn/utils.jl``): for W (out, in) = U V^T, Var(U) = g/r and Var(V) = g/in
-  with g = sqrt(2), so each entry of U V^T has the Kaiming variance 2/in. evoboard keeps the
-  product's distribution for a layer of dense init std s: U V^T has std ``factor_gain * s``
-  (sqrt(2) turns evoboard's LeCun std into Jevo.jl's Kaiming one; 1 starts exactly where
-  ``dense`` starts), split evenly between U and V (``factor_std`` says why that split gives
-  the same GA runs as Jevo.jl's). Jevo.jl gives both factors a full Kaiming std when
-  in > out (its "core matrix" branch, product variance 4/in); evoboard does not copy that.
-- the output layer of an RL policy (``LayerSpec.output``) stays dense, as in every Jevo.jl
-  Atari and CarRacing config (``experiments/*/02-*-lora-*/0/config.jl``: the last ``Dense``
-  has no rank); ``factorize_output`` factorizes it too.
+Defaults follow their code, Jevo.jl (github.com/jarbus/Jevo.jl), except where a fair comparison
+with ``dense`` needs otherwise (each departure is a setting):
+- the factor init splits a product std evenly between U and V (``factor_std`` says why that gives
+  the same GA runs as Jevo.jl's uneven split, ``create_kaiming_nfactor_init``). U V^T starts with
+  std ``factor_gain * s`` for a layer of dense init std s. Default 1: it starts where ``dense``
+  starts, so the two differ only in the encoding. ``factor_gain = sqrt(2)`` is Jevo.jl's Kaiming
+  product (variance 2/in). Jevo.jl gives both factors a full Kaiming std when in > out (its "core
+  matrix" branch, product variance 4/in); evoboard does not copy that.
+- equal steps (``base``; measured by ``evoboard bench mutation-scale``): a child's U V^T moves by
+  sigma x its init std per entry, as ``dense``'s W does. Both factors move, each adding the same
+  variance to the product (dU V^T + U dV^T), so each factor moves by sigma / sqrt(2) times its own
+  std. Measured before this (HalfCheetah MLP, sigma 0.1): U V^T moved 2.0x dense's W per entry,
+  sqrt(2) from the Kaiming gain and sqrt(2) from the two factors. Jevo.jl mutates factors by
+  sqrt(mr) of their std (``nback_mutate``): ``factor_sigma = 0.1`` with ``factor_gain = sqrt(2)``.
+- the output layer (``LayerSpec.output``: an RL policy's action layer, the char transformer's head)
+  stays dense, as in every Jevo.jl Atari and CarRacing config (``experiments/*/02-*-lora-*/0/config.jl``:
+  the last ``Dense`` has no rank); ``factorize_output`` factorizes it too. Jevo.jl's char models
+  decode through the tied embedding at rank 32; evoboard's transformer has an untied head, kept dense.
 - embedding rank 32 (``experiments/tinystories/02-relu-lora-01-06-25/0/config.jl``).
-Mutation and LayerNorm follow the convention shared by every encoding (``base``): sigma
-times each tensor's init std (U and V: their factor std), norms frozen unless
-``evolve_norms``. Jevo.jl mutates factors by sqrt(mr) instead (``nback_mutate``);
-``factor_sigma`` sets a separate factor rate where a table wants that.
+LayerNorm follows the convention shared by every encoding (``base``): frozen unless ``evolve_norms``.
 """
 
 from __future__ import annotations
@@ -62,10 +65,10 @@ class LowRankOptions(EncodingOptions):
     """Layers to factorize, by name; empty: every linear, conv and embedding layer whose factors are smaller."""
     factorize_output: bool = False
     """With no names in factorize, factorize a policy's output layer too; False keeps it dense, as Jevo.jl."""
-    factor_gain: float = bounded(math.sqrt(2), gt=0, finite=True)
-    """Init std of U V^T over the layer's dense init std: sqrt(2) is Jevo.jl's Kaiming, 1 matches dense."""
+    factor_gain: float = bounded(1.0, gt=0, finite=True)
+    """Init std of U V^T over the layer's dense init std: 1 starts where dense starts; sqrt(2) is Jevo.jl's Kaiming."""
     factor_sigma: float | None = bounded(None, gt=0, finite=True)
-    """Mutation std of U and V relative to their init std; None: sigma (Garbus & Pollack: sqrt(0.01))."""
+    """Mutation std of U and V relative to their init std; None: sigma / sqrt(2), dense's step on U V^T."""
     plain_sigma: float | None = bounded(None, gt=0, finite=True)
     """Mutation std of biases, unfactorized weights and norms, relative to their scale; None: sigma."""
 
@@ -204,9 +207,10 @@ class LowRankEncoding(SeedChainEncoding):
         return shapes
 
     def _relative_scale(self) -> torch.Tensor:
-        """Per-dimension mutation std: factor_sigma (or sigma) on U and V, plain_sigma (or sigma) elsewhere."""
+        """Per-dimension mutation std: factor_sigma (or sigma / sqrt(2): both factors move, and U V^T then
+        moves by sigma x its init std, as dense's W does) on U and V; plain_sigma (or sigma) elsewhere."""
         o = self.options
-        factor = self.mutation_scale(o.factor_sigma if o.factor_sigma is not None else o.sigma)
+        factor = self.mutation_scale(o.factor_sigma if o.factor_sigma is not None else o.sigma / math.sqrt(2))
         plain = self.mutation_scale(o.plain_sigma if o.plain_sigma is not None else o.sigma)
         is_factor = torch.zeros(self.search_dims, dtype=torch.bool, device=self.device)
         for block in self.blocks:

@@ -1,13 +1,13 @@
 """Sparse mutation: each child mutates a random fraction p of every layer's parameters.
 
 Whitaker & Whitley 2023, "Sparse Mutation Decompositions: Fine Tuning Deep Neural Networks
-with Subspace Evolution". Each chosen entry moves by sigma times its tensor's init std, the
-convention every evoboard encoding shares (``base``), so ``sigma`` means the same step on a
-mutated entry here as on every entry of ``dense``. Where evoboard differs: the paper (and
-evoboard before) raised the per-entry step to sigma / sqrt(p) to keep dense's expected
-mutation norm; set ``sigma`` (or ``sparse_sigma``) to that for their setting. The subset is drawn from the child's seed:
-exactly k = max(1, round(p * n)) of a layer's n parameters (weights and biases together)
-change, so a child differs from its parent in a known number of entries.
+with Subspace Evolution". Equal steps (``base``; measured by ``evoboard bench mutation-scale``): at
+``sigma`` a layer's step has dense's norm, so each of its k chosen entries moves by sigma / sqrt(k / n)
+times its tensor's init std, which is how the paper scales its per-entry step. ``sparse_sigma``, when
+set, is the step of a chosen entry instead (sigma times its init std, the step norm sqrt(k / n) of
+dense's): the knob of the critical-window sweep, which states steps per entry. The subset is drawn
+from the child's seed: exactly k = max(1, round(p * n)) of a layer's n parameters (weights and
+biases together) change, so a child differs from its parent in a known number of entries.
 
 How the subset is drawn, the same on every device (see ``noise``): the seed's slice of the noise
 table gives every entry a key (its first D numbers, the same numbers ``dense`` would mutate by)
@@ -35,6 +35,7 @@ different smoothing J_m per mask, exact only as s -> 0.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class SparseOptions(EncodingOptions):
     layer_density: tuple[str, ...] = ()
     """Per-layer densities as name:p pairs, e.g. fc0:0.05,fc2:0.5; other layers use density."""
     sparse_sigma: float | None = bounded(None, gt=0)
-    """Older name of sigma for this encoding (relative to init std, per chosen entry); when set, it replaces sigma."""
+    """Step of a chosen entry relative to its init std; None: sigma / sqrt(k/n), dense's step norm per layer."""
     disjoint: bool = False
     """Mask = part (seed mod parts) of a fixed per-layer partition: siblings with distinct residues never overlap."""
 
@@ -67,11 +68,6 @@ class SparseOptions(EncodingOptions):
         self.layer_density = tuple(self.layer_density)
         for name, p in self.densities().items():
             check_density(f"density of layer {name!r}", p)
-
-    @property
-    def entry_sigma(self) -> float:
-        """The relative step of a chosen entry: sparse_sigma when set, else sigma."""
-        return self.sigma if self.sparse_sigma is None else self.sparse_sigma
 
     def densities(self) -> dict[str, float]:
         """``layer_density`` as {layer name: p}."""
@@ -120,14 +116,25 @@ class SparseEncoding(SeedChainEncoding):
             raise ValueError(f"unknown layer {unknown[0]!r} in layer_density; layers: {', '.join(names)}")
         super().__init__(policy, options, device)
         names = [layer.name for layer in self.evolved_layers()]
-        self._mutation_scale = self.mutation_scale(options.entry_sigma)  # (D,)
         density = {name: options.densities().get(name, options.density) for name in names}
         self.segments: list[Segment] = []
         for name in names:
             blocks = [b for b in self.blocks if b.layer == name]  # a layer's blocks are contiguous
             n = sum(b.size for b in blocks)
             self.segments.append(Segment(name, blocks[0].start, n, max(1, round(density[name] * n))))
+        self._mutation_scale = self._entry_scale()  # (D,)
         self._partitions = {s.layer: self._partition(s) for s in self.segments} if options.disjoint else {}
+
+    def _entry_scale(self) -> torch.Tensor:
+        """A chosen entry's step (D,): sparse_sigma, or sigma / sqrt(k / n) so a layer's step norm is dense's,
+        times the tensor's scale; each entry's number one product of Python floats, rounded once."""
+        o, scale = self.options, torch.empty(self.search_dims)
+        segment = {s.layer: s for s in self.segments}
+        for block in self.blocks:
+            s = segment[block.layer]
+            step = o.sparse_sigma if o.sparse_sigma is not None else o.sigma / math.sqrt(s.chosen / s.size)
+            scale[block.start : block.stop] = step * block.scale
+        return scale.to(self.device)
 
     @property
     def mutated_per_child(self) -> int:

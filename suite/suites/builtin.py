@@ -57,6 +57,12 @@ register_suite(
     procedure=lambda out, seeds, device: lazy.load("evoboard.suite.speed.launches:run")(Path(out)),
 )
 register_suite(
+    "mutation-scale",
+    "equal steps at equal sigma: each encoding's per-entry change of its effective weights against dense's (~1 min)",
+    [],
+    procedure=lambda out, seeds, device: lazy.load("evoboard.suite.speed.mutation_scale:run")(Path(out)),
+)
+register_suite(
     "throughput",
     "env steps/s of population evaluation vs the raw vector env and EvoTorch (MuJoCo, CartPole, Pong; ~5 min)",
     [],
