@@ -81,9 +81,12 @@ def profile_figure(folder: str | Path, claims: tuple[Claim, ...]):
 
 
 def write_claims(folder: str | Path, claims: tuple[Claim, ...], command: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate ``claims`` on ``folder``; write ``claims.md``, ``claims.csv`` and ``profile.png`` there."""
+    """Evaluate ``claims`` on ``folder``; write ``claims.md`` (with the tuned settings, if any), ``claims.csv`` and
+    ``profile.png`` there."""
+    from evoboard.suite.suites.tuning import tuning_markdown  # suites' package imports the studies: looked up late
+
     rows = evaluate_claims(folder, claims)
-    text = claims_markdown(rows, command) + "\n" + RULE + "\n"
+    text = claims_markdown(rows, command) + "\n" + RULE + "\n" + tuning_markdown(folder)
     publish(folder, "claims", pd.DataFrame(rows, columns=COLUMNS), markdown=text, echo=False)
     publish(folder, "profile", figure=profile_figure(folder, claims))
     return rows
