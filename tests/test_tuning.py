@@ -82,7 +82,7 @@ def test_a_tuned_study_reports_each_variant_at_its_best_sigma(tmp_path, capsys):
     assert sorted(set(reported["seed"])) == [0, 1]
     assert set(reported.loc[reported["algorithm"] == "ga", "sigma"]) == {best}
     claims = pd.read_csv(folder / "claims.csv")
-    assert claims["n_x"].tolist() == [2]
+    assert claims["n_x"].tolist() == [2] and claims["tuned"].tolist() == [f"dense/ga: CartPole-v1 sigma={best:g}"]
     assert f"| dense/ga | CartPole-v1 | **sigma={best:g}** |" in (folder / "claims.md").read_text()
 
     ids = set(tuning["run_id"])

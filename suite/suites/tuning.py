@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,20 @@ def tuning_markdown(folder: str | Path) -> str:
     intro = ("\n## Each variant at its own step\n\nThe reported runs use each variant's best value on tuning seeds "
              "that are never reported (mean final score over them; `tuning.csv` has every run).\n\n")  # fmt: skip
     return intro + markdown_table(header, body)
+
+
+def chosen_for(folder: str | Path, where: Mapping[str, Any]) -> str:
+    """The values chosen for the tuned runs whose task, encoding and algorithm match ``where`` (a claim side's
+    columns; others are not in ``tuning.csv``), by task: "HalfCheetah-v5 sigma=0.05; ..."; "" when none."""
+    path = Path(folder) / "tuning.csv"
+    if not path.exists():
+        return ""
+    table = pd.read_csv(path)
+    table = table[table["chosen"]].drop_duplicates("run")
+    for key in ("task", "encoding", "algorithm"):
+        if where.get(key) is not None:
+            table = table[table[key].astype(str) == str(where[key])]
+    return "; ".join(f"{t} {_plain(s)}" for t, s in zip(table["task"], table["setting"], strict=True))
 
 
 def _plain(setting: str) -> str:
