@@ -246,6 +246,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
         with using_workers(workers):
             suite.procedure(str(out), args.seeds, args.device)
         return
+    if suite.tunes:  # each tuned run at its best setting, from runs on seeds never reported (#24)
+        with using_workers(workers):
+            suite = lazy.load("evoboard.suite.suites.tuning:tuned")(suite, out, args.device, args.seeds)
     specs = suite.for_seeds(args.seeds)
     resolved = [resolve(RunSpec(**{**vars(s), "device": args.device})) for s in specs]  # all checked first
     table, failed = run_suite(suite.name, resolved, out, runner_for(workers, args.ray, out), args.rerun, args.log)

@@ -81,9 +81,18 @@ def profile_figure(folder: str | Path, claims: tuple[Claim, ...]):
 
 
 def write_claims(folder: str | Path, claims: tuple[Claim, ...], command: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate ``claims`` on ``folder``; write ``claims.md``, ``claims.csv`` and ``profile.png`` there."""
+    """Evaluate ``claims`` on ``folder``; write ``claims.md`` and ``claims.csv`` (with the tuned settings, if any)
+    and ``profile.png`` there."""
+    from evoboard.suite.suites.tuning import chosen_for, tuning_markdown  # suites imports the studies: late
+
     rows = evaluate_claims(folder, claims)
-    text = claims_markdown(rows, command) + "\n" + RULE + "\n"
-    publish(folder, "claims", pd.DataFrame(rows, columns=COLUMNS), markdown=text, echo=False)
+    text = claims_markdown(rows, command) + "\n" + RULE + "\n" + tuning_markdown(folder)
+    columns = COLUMNS
+    if tuning_markdown(folder):  # each side's chosen setting per task, in claims.csv's ``tuned`` column
+        columns = [*COLUMNS, "tuned"]
+        for claim, row in zip(claims, rows, strict=True):
+            sides = ((s.label, chosen_for(folder, s.where)) for s in (claim.test.x, claim.test.y))
+            row["tuned"] = " | ".join(f"{label}: {chosen}" for label, chosen in sides if chosen)
+    publish(folder, "claims", pd.DataFrame(rows, columns=columns), markdown=text, echo=False)
     publish(folder, "profile", figure=profile_figure(folder, claims))
     return rows

@@ -9,6 +9,7 @@ A suite file names its runs; ``evoboard bench FILE --seeds K`` runs each once pe
     [[runs]]                           # run keys: evoboard run's flags and --set keys
     task = "CartPole-v1"
     grid = { encoding = ["dense", "lowrank"] }   # one run per combination (optional)
+    tune = { sigma = [0.05, 0.1, 0.2], seeds = [100, 101, 102] }  # each run at its best sigma (optional)
     [[baselines]]                      # run on every task of the runs (optional)
     algorithm = "random"
     [[compare]]                        # claims written beside the leaderboard (optional; docs/compare.md)
@@ -19,6 +20,8 @@ Seeds come from ``--seeds`` and the device from ``--device``, so runs set neithe
 without ``task`` runs on every task of the runs at that task's budget: each ``BUDGET_KEYS`` key
 on which all of the task's runs agree (Frostbite's ``patience = 400``, say) is the baseline's
 too unless it sets its own, so a floor is never measured at another budget than what it floors.
+A run's ``tune`` grid is tried first on its tuning seeds, never reported (``suites.tuning``,
+docs/claims.md); baselines are not tuned.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from evoboard.errors import UsageError
 from evoboard.suite.config import SPEC_TYPES, check_keys, read_toml, spec_from_table
 from evoboard.suite.spec import RunSpec
-from evoboard.suite.suites.registry import Suite
+from evoboard.suite.suites.registry import Suite, Tune
 
 RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
 BUDGET_KEYS = ("population", "generations", "episodes", "max_steps", "max_frames", "patience", "eval_episodes")
@@ -69,8 +72,10 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
         raise UsageError(f"{where}: defaults must be a table ([defaults])")
     specs: list[RunSpec] = []
     runs: list[dict[str, Any]] = []
+    tunes: list[Tune | None] = []
     for i, table in enumerate(_tables(data, "runs", where)):
         for run in _expand(table, defaults, f"{where} runs[{i}]"):
+            tunes.append(_tune(run.pop("tune", None), f"{where} runs[{i}]"))
             specs.append(spec_from_table(run, f"{where} runs[{i}]", RUN_KEYS))
             runs.append(run)
     if not specs:
@@ -80,10 +85,27 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
         for task in [table["task"]] if "task" in table else tasks:
             shared = {} if "task" in table else task_budget([r for r in runs if r.get("task") == task])
             for run in _expand({**shared, **table, "task": task}, defaults, f"{where} baselines[{i}]"):
+                run.pop("tune", None)  # a floor is not tuned
+                tunes.append(None)
                 specs.append(spec_from_table(run, f"{where} baselines[{i}]", RUN_KEYS))
     description = data.get("description", f"{len(specs)} runs from {where}")
     compare = tuple(_comparison(t, f"{where} compare[{i}]") for i, t in enumerate(_tables(data, "compare", where)))
-    return Suite(data.get("name", name), str(description), tuple(specs), source=source, compare=compare)
+    tuned = tuple(tunes) if any(tunes) else ()
+    return Suite(data.get("name", name), str(description), tuple(specs), source=source, compare=compare, tunes=tuned)
+
+
+def _tune(table: Any, where: str) -> Tune | None:
+    """A run's ``tune`` table: lists of values per setting, optionally ``seeds`` (default 100, 101, 102)."""
+    if table is None:
+        return None
+    usage = f"{where}: tune is a table of non-empty lists, e.g. tune = {{ sigma = [0.05, 0.1], seeds = [100, 101] }}"
+    if not isinstance(table, dict) or not all(isinstance(v, list) and v for v in table.values()):
+        raise UsageError(usage)
+    seeds = table.get("seeds", [100, 101, 102])
+    grid = tuple((k, tuple(v)) for k, v in table.items() if k != "seeds")
+    if not grid or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise UsageError(usage)
+    return Tune(grid, tuple(seeds))
 
 
 def _comparison(table: dict[str, Any], where: str) -> dict[str, str]:

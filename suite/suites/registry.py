@@ -8,11 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from evoboard.suite.spec import RunSpec
 
 Procedure = Callable[[str, int, str], object]
 """(output folder, seeds, device) -> anything: a suite that is a procedure rather than a list of runs."""
+
+
+@dataclass(frozen=True)
+class Tune:
+    """A run's settings grid (``sigma``: a few values) tried on tuning seeds that are never reported (#24)."""
+
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]
+    """(setting, values) pairs; every combination is tried."""
+    seeds: tuple[int, ...] = (100, 101, 102)
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,8 @@ class Suite:
     """The suite file it was read from (``evoboard suite show`` prints it); None for a procedure."""
     compare: tuple[dict[str, str], ...] = ()
     """Its ``[[compare]]`` tables (x, y, optional task, floor): claims ``bench`` writes beside its leaderboard."""
+    tunes: tuple[Tune | None, ...] = ()
+    """Per spec (empty: none tuned): its grid, run first on the tuning seeds (``suites.tuning``)."""
 
     def for_seeds(self, seeds: int) -> list[RunSpec]:
         """Every spec once per seed 0..seeds-1."""

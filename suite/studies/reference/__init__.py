@@ -58,13 +58,16 @@ def run_specs(study: Study, folder: Path, seeds: int, device: str) -> None:
     """Every run of the study's suite file once per seed, into ``folder`` (checked before any starts).
 
     The runs go through the suite driver: on ``--jobs`` workers, a line each as it finishes, and a
-    re-run of the study skips the (config, seed) already in ``folder`` and resumes the cut ones.
+    re-run of the study skips the (config, seed) already in ``folder`` and resumes the cut ones. A run
+    with a ``tune`` grid first runs it on its tuning seeds into ``folder/tuning/`` (``suites.tuning``).
     """
     from evoboard.suite.suites.driver import run_all
     from evoboard.suite.suites.files import check_suite, load_suite
+    from evoboard.suite.suites.tuning import tuned
 
     suite = load_suite(FOLDER / study.suite_file)
     check_suite(suite)
+    suite = tuned(suite, folder, device, seeds)  # each tuned variant at its best sigma (tuning seeds, never reported)
     run_all([replace(spec, device=device) for spec in suite.for_seeds(seeds)], folder, study.name)
 
 
@@ -130,6 +133,7 @@ def collect_claims(out: str | Path, seeds: int = 5, device: str = "cpu", note: s
     from evoboard.suite.publish import machine
     from evoboard.suite.spec import RunnerOptions
     from evoboard.suite.studies.reference.catalogue import STUDIES
+    from evoboard.suite.suites.tuning import tuning_markdown
 
     sections = []
     for study in STUDIES.values():
@@ -139,7 +143,8 @@ def collect_claims(out: str | Path, seeds: int = 5, device: str = "cpu", note: s
             continue
         rows = pd.read_csv(folder / "claims.csv").to_dict("records")
         stamp = (folder / "claims.md").read_text().strip().splitlines()[-1]
-        sections.append(f"## {study.name}\n\n{claims_markdown(rows, study.command())}\n{stamp}\n")
+        tuning = tuning_markdown(folder).replace("\n## ", "\n### ")
+        sections.append(f"## {study.name}\n\n{claims_markdown(rows, study.command())}{tuning}\n{stamp}\n")
     text = "# Reference claims\n\n" + RULE + "\n\n" + "\n".join(sections)
     where = machine(device, RunnerOptions().threads)  # the runs' torch threads, not this process's
     text += f"\nMeasured on {where}; seeds as each command says" + (f"; {note}" if note else "") + ".\n"
