@@ -109,7 +109,9 @@ def cluster():
 
 @pytest.mark.slow
 def test_a_node_killed_mid_suite_its_runs_retried_and_the_leaderboard_equals_a_local_one(cluster, tmp_path):
-    file, out = suite_file(tmp_path, SLOW_SUITE), tmp_path / "o"
+    # 30 generations, and the kill only while a node2 run is at generation 2-8: it lands well before that run
+    # could finish (with 12 generations a kill caught at the last checkpoint arrived after the run returned)
+    file, out = suite_file(tmp_path, SLOW_SUITE.replace("generations = 12", "generations = 30")), tmp_path / "o"
     args = [
         sys.executable,
         "-m",
@@ -129,7 +131,7 @@ def test_a_node_killed_mid_suite_its_runs_retried_and_the_leaderboard_equals_a_l
     reader.start()
     try:  # node2 is mid-run once a run in its scratch folder has checkpointed: kill the node then
         deadline = time.monotonic() + 300
-        while not mid_run(cluster.node("node2") / "tmp") and bench.poll() is None and time.monotonic() < deadline:
+        while not mid_run(cluster.node("node2") / "tmp", 8) and bench.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         killed = cluster.kill("node2")
         bench.wait(timeout=400)

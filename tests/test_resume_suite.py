@@ -46,14 +46,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def mid_run(out: Path) -> bool:
-    """Some run has checkpointed a generation but has not finished, and the suite is not done."""
+def mid_run(out: Path, latest: int | None = None) -> bool:
+    """Some run has checkpointed a generation (at most ``latest``) but has not finished, and the suite is not done."""
     for path in [*out.glob("runs/*/checkpoint.json"), *out.glob("evoboard-ray-*/runs/*/checkpoint.json")]:
         try:
             state = json.loads(path.read_text())["state"]
         except (OSError, ValueError, KeyError):
             continue
-        if state["generation"] >= 2 and not state.get("finished"):
+        if 2 <= state["generation"] <= (latest or state["generation"]) and not state.get("finished"):
             return True
     return False
 
