@@ -91,14 +91,6 @@ def test_shared_forward_equals_each_childs_dense_forward(name, parents):
         torch.testing.assert_close(policy.forward(params, x), policy.forward(dense, x), atol=1e-4, rtol=1e-4)
 
 
-@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
-def torch_threads(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("parents", [1, 3])
 @pytest.mark.parametrize("name", ["sparse", "lowrank-perturb"])
