@@ -165,7 +165,7 @@ class ChildEnsembles(Hook):
     def _params(self, genomes: list[Genome]) -> PopulationParams:
         """Decoded members without touching the encoding's cache (the next generation's parents live there)."""
         encoding = self.parts.encoding
-        return encoding.to_params(torch.stack([encoding.vector(g) for g in genomes]))
+        return encoding.to_params(encoding.vectors(genomes))  # (k, D) in one batched replay
 
     def _score(self, actor, seeds: list[int]) -> tuple[float, int]:
         score, evaluation = self.parts.task.final_score(actor, seeds)
