@@ -125,7 +125,7 @@ def test_the_reference_claims_table_gathers_each_study_run_on_its_own(tmp_path):
     for finding in pd.read_csv(source / "claims.csv")["finding"]:
         assert finding in rso
     assert rso.strip().splitlines()[-1] == (source / "claims.md").read_text().strip().splitlines()[-1]
-    assert "Not run: `evoboard bench garbus-rl --out results/reference --seeds 5`" in text
+    assert "Not run: `evoboard bench garbus-rl --out results/reference --seeds 10`" in text
 
 
 def test_early_stop_effects_set_each_margin_run_beside_its_variant_without_it():

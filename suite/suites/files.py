@@ -9,7 +9,9 @@ A suite file names its runs; ``evoboard bench FILE --seeds K`` runs each once pe
     [[runs]]                           # run keys: evoboard run's flags and --set keys
     task = "CartPole-v1"
     grid = { encoding = ["dense", "lowrank"] }   # one run per combination (optional)
-    tune = { sigma = [0.05, 0.1, 0.2], seeds = [100, 101, 102] }  # each run at its best sigma (optional)
+    tune = { sigma = [0.05, 0.1, 0.2], seeds = [100, 101, 102] }  # each run at its best sigma (optional;
+                                       # generations = 10 tunes at a shorter horizon than the reported runs)
+    max_seeds = 5                      # at most 5 of --seeds' seeds for this run (optional: a costly run)
     [[baselines]]                      # run on every task of the runs (optional)
     algorithm = "random"
     [[compare]]                        # claims written beside the leaderboard (optional; docs/compare.md)
@@ -36,7 +38,16 @@ from evoboard.suite.spec import RunSpec
 from evoboard.suite.suites.registry import Suite, Tune
 
 RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
-BUDGET_KEYS = ("population", "generations", "episodes", "max_steps", "max_frames", "patience", "eval_episodes")
+BUDGET_KEYS = (
+    "population",
+    "generations",
+    "episodes",
+    "max_steps",
+    "max_frames",
+    "patience",
+    "eval_episodes",
+    "max_seeds",
+)
 """What a baseline without ``task`` takes from its task's runs where they all agree."""
 TOP_KEYS = ("name", "description", "defaults", "runs", "baselines", "compare")
 COMPARE_KEYS = ("x", "y", "task", "floor")
@@ -73,11 +84,13 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
     specs: list[RunSpec] = []
     runs: list[dict[str, Any]] = []
     tunes: list[Tune | None] = []
+    caps: list[int | None] = []
     for i, table in enumerate(_tables(data, "runs", where)):
         for run in _expand(table, defaults, f"{where} runs[{i}]"):
             tunes.append(_tune(run.pop("tune", None), f"{where} runs[{i}]"))
+            caps.append(_max_seeds(run.pop("max_seeds", None), f"{where} runs[{i}]"))
             specs.append(spec_from_table(run, f"{where} runs[{i}]", RUN_KEYS))
-            runs.append(run)
+            runs.append(run if caps[-1] is None else {**run, "max_seeds": caps[-1]})  # a floor shares the cap
     if not specs:
         raise UsageError(f"{where} has no runs (add a [[runs]] table with a task)")
     tasks = list(dict.fromkeys(s.task for s in specs))
@@ -87,25 +100,44 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
             for run in _expand({**shared, **table, "task": task}, defaults, f"{where} baselines[{i}]"):
                 run.pop("tune", None)  # a floor is not tuned
                 tunes.append(None)
+                caps.append(_max_seeds(run.pop("max_seeds", None), f"{where} baselines[{i}]"))
                 specs.append(spec_from_table(run, f"{where} baselines[{i}]", RUN_KEYS))
     description = data.get("description", f"{len(specs)} runs from {where}")
     compare = tuple(_comparison(t, f"{where} compare[{i}]") for i, t in enumerate(_tables(data, "compare", where)))
     tuned = tuple(tunes) if any(tunes) else ()
-    return Suite(data.get("name", name), str(description), tuple(specs), source=source, compare=compare, tunes=tuned)
+    capped = tuple(caps) if any(c is not None for c in caps) else ()
+    return Suite(data.get("name", name), str(description), tuple(specs), source=source, compare=compare, tunes=tuned,
+                 max_seeds=capped)  # fmt: skip
+
+
+def _max_seeds(value: Any, where: str) -> int | None:
+    """A run's ``max_seeds``: a positive integer, or None where it sets none."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UsageError(f"{where}: max_seeds must be an integer >= 1, got {value!r}")
+    return value
 
 
 def _tune(table: Any, where: str) -> Tune | None:
-    """A run's ``tune`` table: lists of values per setting, optionally ``seeds`` (default 100, 101, 102)."""
+    """A run's ``tune`` table: lists of values per setting, optionally ``seeds`` (default 100, 101, 102) and
+    ``generations`` (an integer: the tuning runs' horizon, default the run's own)."""
     if table is None:
         return None
-    usage = f"{where}: tune is a table of non-empty lists, e.g. tune = {{ sigma = [0.05, 0.1], seeds = [100, 101] }}"
-    if not isinstance(table, dict) or not all(isinstance(v, list) and v for v in table.values()):
+    usage = (f"{where}: tune is a table of non-empty lists, e.g. tune = {{ sigma = [0.05, 0.1], seeds = [100, 101] }}"
+             ", optionally generations = 10")  # fmt: skip
+    if not isinstance(table, dict):
+        raise UsageError(usage)
+    table = dict(table)
+    generations = table.pop("generations", None)
+    if generations is not None and (isinstance(generations, bool) or not isinstance(generations, int)
+                                    or generations < 1):  # fmt: skip
+        raise UsageError(usage)
+    if not all(isinstance(v, list) and v for v in table.values()):
         raise UsageError(usage)
     seeds = table.get("seeds", [100, 101, 102])
     grid = tuple((k, tuple(v)) for k, v in table.items() if k != "seeds")
     if not grid or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise UsageError(usage)
-    return Tune(grid, tuple(seeds))
+    return Tune(grid, tuple(seeds), generations)
 
 
 def _comparison(table: dict[str, Any], where: str) -> dict[str, str]:

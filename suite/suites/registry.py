@@ -23,6 +23,10 @@ class Tune:
     grid: tuple[tuple[str, tuple[Any, ...]], ...]
     """(setting, values) pairs; every combination is tried."""
     seeds: tuple[int, ...] = (100, 101, 102)
+    generations: int | None = None
+    """Generations of each tuning run (None: the reported runs' own). A shorter horizon makes tuning
+    affordable; it is a documented setting, since a step best over few generations may be larger than
+    the one best over many."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,15 @@ class Suite:
     """Its ``[[compare]]`` tables (x, y, optional task, floor): claims ``bench`` writes beside its leaderboard."""
     tunes: tuple[Tune | None, ...] = ()
     """Per spec (empty: none tuned): its grid, run first on the tuning seeds (``suites.tuning``)."""
+    max_seeds: tuple[int | None, ...] = ()
+    """Per spec (empty: no caps): at most this many seeds, whatever ``--seeds`` says (a run costing minutes
+    where the rest of its suite costs seconds)."""
 
     def for_seeds(self, seeds: int) -> list[RunSpec]:
-        """Every spec once per seed 0..seeds-1."""
-        return [replace(spec, seed=seed) for seed in range(seeds) for spec in self.specs]
+        """Every spec once per seed 0..seeds-1 (0..max_seeds-1 where its run caps them)."""
+        caps = self.max_seeds or (None,) * len(self.specs)
+        return [replace(spec, seed=seed) for seed in range(seeds) for spec, cap in zip(self.specs, caps, strict=True)
+                if cap is None or seed < cap]  # fmt: skip
 
 
 SUITES: dict[str, Suite] = {}

@@ -4,7 +4,8 @@ Benchmarks that compare methods tune each on the same budget, on seeds kept apar
 ones (NeuroEvoBench, Lange et al. 2023, tunes every strategy per task). A suite run's ``tune`` grid
 (``sigma = [0.02, 0.05, 0.1, 0.2]``, say) is run once per value and tuning seed (100-102 unless it
 says) into ``<folder>/tuning/``, so those runs never enter the suite's leaderboard or its claims;
-the value with the best mean final score (lower for bits per character) is chosen for that run,
+the value with the best mean final score (lower for bits per character) is chosen for that run
+(at the tune's ``generations`` where it sets a shorter horizon than the run's, a documented setting),
 that is per variant and per task, and ``<folder>/tuning.csv`` keeps every tuning run's score.
 The runs go through ``run_all``: ``--jobs``, progress and resume work as for any suite.
 """
@@ -49,7 +50,8 @@ def tuned(suite: Suite, folder: str | Path, device: str, seeds: int) -> Suite:
                          f"choose tuning seeds >= {seeds}")  # fmt: skip
     jobs = [(i, combo, seed) for i, tune in enumerate(suite.tunes) if tune for combo in combinations(tune)
             for seed in tune.seeds]  # fmt: skip
-    specs = [replace(suite.specs[i], seed=seed, device=device, settings={**suite.specs[i].settings, **combo})
+    specs = [replace(suite.specs[i], seed=seed, device=device, settings={**suite.specs[i].settings, **combo},
+                     generations=suite.tunes[i].generations or suite.specs[i].generations)
              for i, combo, seed in jobs]  # fmt: skip
     rows = run_all(specs, Path(folder) / "tuning", f"{suite.name} tuning")
     table = pd.DataFrame([

@@ -28,7 +28,7 @@ class Study:
 
     name: str
     description: str
-    """What it runs and its expected time at --seeds 5 on 2 cores (``evoboard list suites`` shows it)."""
+    """What it runs (and its seeds where a suite file caps them) on 2 cores (``evoboard list suites`` shows it)."""
     claims: tuple[Claim, ...]
     suite_file: str | None = None
     """A suite file beside this module (runs and baselines), run once per seed."""
@@ -38,8 +38,9 @@ class Study:
     """Runs once the runs are done, writing a derived table the claims read (e.g. ``runs.csv``)."""
     needs: tuple[tuple[str, str], ...] = ()
     """(registry, name) pairs: ("algorithm", "random"), ("encoding", "small_dense"), ..."""
-    seeds: int = 5
-    """Seeds of its reference rows: paired claims need 8 or more to be decidable at all (1/2^n >= 0.025 below)."""
+    seeds: int = 10
+    """Seeds of its reference rows: paired claims need 8 or more to be decidable at all (1/2^n >= 0.025 below);
+    10 wherever a run costs under about a minute (#24)."""
 
     def missing(self) -> list[str]:
         """The components this study needs that are not registered here (empty: it can run)."""

@@ -1,8 +1,8 @@
 """The seven reference studies (#16) and the claims each tests; times are for their seeds on 2 cores.
 
 Every claim names the floors its compared variants must beat (random search, unigram, chance) and,
-where it pools tasks, its normalization (``Scale``); claims whose committed rows a fixed bug
-invalidated say so (``waiting``) until the re-run at one commit (#24).
+where it pools tasks, its normalization (``Scale``). All seven run at 10 seeds (``Study.seeds``); a
+suite file caps a run that costs minutes (Frostbite: ``max_seeds = 5``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ def floors(floor: Sample, *variants: Sample) -> tuple[Comparison, ...]:
 
 CHANCE = Sample("chance 0.1", constant={"digits": 0.1})
 """Ten digit classes: a classifier that learned nothing."""
-RERUN = "waiting for the re-run at one commit (#24): "
 
 
 def _rl() -> Study:
@@ -37,8 +36,8 @@ def _rl() -> Study:
     scale = Scale(floor, dense)  # per task: 0 = random search's IQM, 1 = dense/ga's
     return Study(
         "garbus-rl",
-        "GA over 5 encodings + random search on HalfCheetah-v5 and Walker2d-v5, P=32, 10 generations; each encoding "
-        "first tunes sigma (4 values x seeds 100-102) (24 min measured before tuning)",
+        "GA: dense, lowrank, small_dense + random search on HalfCheetah-v5 and Walker2d-v5, P=32, 30 generations; "
+        "each encoding first tunes sigma per task (4 values x seeds 100-102, 10 generations)",
         (
             Claim(
                 "factorized matches or beats dense (RL)",
@@ -68,8 +67,8 @@ def _charlm() -> Study:
     unigram = run("unigram", algorithm="unigram")
     return Study(
         "garbus-charlm",
-        "charlm/pydoc: openai-es and GA x 4 encodings (with small_dense); unigram, bigram, adam; each encoding first "
-        "tunes its step (4 values x seeds 100-102) (17 min measured before tuning)",
+        "charlm/pydoc: openai-es and GA x dense, lowrank, small_dense; unigram, bigram, adam; each encoding first "
+        "tunes its step (4 values x seeds 100-102, a third of the generations)",
         (
             Claim(
                 "factorized does notably well on language modeling",
@@ -111,10 +110,10 @@ def _early_stop() -> Study:
     random = run("random", algorithm="random")
     plain, cut = floors(random, ga("lowrank", None), ga("dense", None)), floors(random, ga("lowrank", 100.0),
                                                                                  ga("dense", 100.0))  # fmt: skip
-    trace = RERUN + "the elite margin cut against the best training member's first episode, not the crowned elite's"
     return Study(
         "garbus-early-stop",
-        "GA dense/lowrank, elite_margin off/on, + random: HalfCheetah-v5, Frostbite (patience 400) (51 min measured)",
+        "GA dense/lowrank, elite_margin off/on, + random: HalfCheetah-v5 (every seed), Frostbite (patience 400, "
+        "at most 5 seeds)",
         (
             Claim(
                 "deleterious factorized mutations hurt more (harmful fraction)",
@@ -125,13 +124,12 @@ def _early_stop() -> Study:
                 ),
                 plain,
             ),
-            Claim("the below-elite rule cuts more of a factorized run (frames saved)", GP, saved(), cut, waiting=trace),
+            Claim("the below-elite rule cuts more of a factorized run (frames saved)", GP, saved(), cut),
             Claim(
                 "the below-elite rule alone cuts more of a factorized run (HalfCheetah, no patience)",
                 GP,
                 saved(("HalfCheetah-v5",)),
                 cut,
-                waiting=trace,
             ),
         ),  # fmt: skip
         suite_file="garbus-early-stop.toml",
@@ -173,7 +171,6 @@ def _sparse() -> Study:
             ),
         ),  # fmt: skip
         procedure=proc.sparse_window,
-        seeds=10,  # paired claims: 5 pairs cannot pass Holm's first step
     )
 
 
@@ -188,10 +185,9 @@ def _tickets() -> Study:
     floor = Sample("floor (chance 0.1; Acrobot -500)", constant={"digits": 0.1, "Acrobot-v1": -500.0})
     dense = Sample("dense SNES (round 0)", {"method": "snr", "round": 0}, "lottery")
     scale = Scale(floor, dense)
-    seeds = RERUN + "the random-mask transfer runs used seed + 1000 * round, not the SNR runs' seeds"
     return Study(
         "lange-tickets",
-        "SNES lottery (SNR, magnitude, random), digits and Acrobot-v1; tickets to openai-es, adam (18 min measured)",
+        "SNES lottery (SNR, magnitude, random), digits and Acrobot-v1; tickets to openai-es, adam",
         (
             Claim(
                 "SNR masks keep accuracy where a random mask of the same init and size collapses (8.6% kept)",
@@ -217,14 +213,12 @@ def _tickets() -> Study:
                 Comparison(moved("snr", "openai-es"), moved("random", "openai-es"), higher_is_better=True),
                 floors(floor, moved("snr", "openai-es"), moved("random", "openai-es")),
                 scale,
-                waiting=seeds,
             ),
             Claim(
                 "the SNES ticket transfers to adam (against a random mask of the same init)",
                 paper,
                 Comparison(moved("snr", "adam"), moved("random", "adam"), higher_is_better=True),
                 floors(CHANCE, moved("snr", "adam"), moved("random", "adam")),
-                waiting=seeds,
             ),
         ),  # fmt: skip
         procedure=proc.tickets,
@@ -255,7 +249,6 @@ def _rso() -> Study:
         tuple(claims),
         suite_file="rso-digits.toml",
         needs=(("policy", "small_cnn"), ("policy", "classifier_mlp")),
-        seeds=10,  # paired claims: 5 pairs cannot pass Holm's first step
     )
 
 
@@ -274,7 +267,6 @@ def _stitch() -> Study:
         "two adam digits MLPs per seed (64, 24 wide), stitch GA and choice on validation, test once (32 s at 10 seeds)",
         claims,
         procedure=proc.stitch,
-        seeds=10,  # paired claims: 5 pairs cannot pass Holm's first step
     )
 
 
