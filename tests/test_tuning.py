@@ -51,6 +51,21 @@ def test_a_tune_table_is_checked_and_baselines_are_not_tuned():
         tuned(suite, "unused", "cpu", seeds=101)
 
 
+def test_a_tune_horizon_and_a_seed_cap_are_read_and_checked():
+    suite = parse_suite({"runs": [{"task": "CartPole-v1", "tune": {"sigma": [0.1], "generations": 3}},
+                                  {"task": "Acrobot-v1", "max_seeds": 2, "generations": 4}],
+                         "baselines": [{"algorithm": "random"}]}, "s", "s.toml")  # fmt: skip
+    assert suite.tunes[0].generations == 3 and suite.tunes[0].grid == (("sigma", (0.1,)),)
+    # a floor without task takes its task's cap, as it takes the rest of that task's budget
+    assert suite.max_seeds == (None, 2, None, 2) and suite.specs[3].generations == 4
+    runs = [(s.task, s.algorithm, s.seed) for s in suite.for_seeds(4)]
+    assert runs.count(("CartPole-v1", "ga", 3)) == 1 and ("Acrobot-v1", "ga", 2) not in runs
+    assert sorted(seed for task, _, seed in runs if task == "Acrobot-v1") == [0, 0, 1, 1]
+    for bad in ({"max_seeds": 0}, {"max_seeds": "5"}, {"tune": {"sigma": [0.1], "generations": 0}}):
+        with pytest.raises(UsageError, match="max_seeds must be|tune is a table"):
+            parse_suite({"runs": [{"task": "CartPole-v1", **bad}]}, "s", "s.toml")
+
+
 def test_the_encoding_studies_declare_their_grids():
     for name in ("garbus-rl", "garbus-charlm"):
         suite = load_suite(FOLDER / STUDIES[name].suite_file)
@@ -95,13 +110,16 @@ def test_a_tuned_study_reports_each_variant_at_its_best_sigma(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_user_suite_file_with_a_grid_tunes_before_bench(tmp_path, capsys):
     suite = tmp_path / "mine.toml"
-    suite.write_text(
-        TINY.replace("seeds = [100, 101]", "seeds = [100]") + '[[compare]]\nx = "dense/ga"\ny = "random"\n'
+    suite.write_text(  # tuned at a shorter horizon (1 generation) than the reported runs (2)
+        TINY.replace("seeds = [100, 101]", "seeds = [100], generations = 1")
+        + '[[compare]]\nx = "dense/ga"\ny = "random"\n'
     )
     out = tmp_path / "results"
     assert main(["bench", str(suite), "--seeds", "1", "--jobs", "1", "--out", str(out)]) == 0
     chosen = pd.read_csv(out / "tuning.csv").query("chosen")["setting"].tolist()
     assert len(chosen) == 1 and list(leaderboard.read(out / "tuning")["seed"]) == [100, 100]
+    assert list(leaderboard.read(out / "tuning")["generations"]) == [1, 1]
+    assert list(leaderboard.read(out)["generations"]) == [2, 2]
     sigma = json.loads(chosen[0])["sigma"]
     reported = flat(leaderboard.read(out))
     assert list(reported["seed"]) == [0, 0] and reported.query("algorithm == 'ga'")["sigma"].tolist() == [sigma]

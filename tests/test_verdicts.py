@@ -24,6 +24,7 @@ from evoboard.suite.studies.claims import (
     evaluate,
     evaluate_claims,
 )
+from evoboard.suite.studies.claims_report import claims_markdown
 
 
 # -- the exact tests ----------------------------------------------------------------------------
@@ -149,6 +150,39 @@ def test_a_variant_below_its_floor_leaves_the_claim_undecided_not_refuted(tmp_pa
     assert above["verdict"] == REPRODUCED
     below = evaluate(tmp_path, Claim("f", "p", Comparison(side("lowrank"), side("dense"))))
     assert below["verdict"] == NOT_REPRODUCED  # without a floor it is refuted
+
+
+def test_an_undecided_claim_says_how_many_seeds_would_decide_it(tmp_path):
+    """Undecided at 6 seeds, with the effect it measured: the plan names a number; a floor not even leaned
+    towards (P <= 1/2) asks for a larger budget instead."""
+    write_board(tmp_path, {"a": [1.0, 3.0, 2.0, 5.0, 4.0, 0.5], "b": [0.0, 2.5, 2.2, 4.0, 4.5, 0.0],
+                           "floor": [10.0] * 6})  # fmt: skip
+    row = evaluate(tmp_path, Claim("f", "p", Comparison(side("a"), side("b"))))
+    assert row["verdict"] == UNDECIDED and row["design"] == "paired"
+    n = decide.seeds_to_decide(row["effect"], 1, True, decide.ALPHA)
+    assert n is not None and n > 6 and row["to_decide"].startswith(f"about {n} seeds a task for this claim")
+    floors = (Comparison(side("a"), side("floor")),)
+    blocked = evaluate(tmp_path, Claim("f", "p", Comparison(side("a"), side("b")), floors))
+    assert blocked["to_decide"].startswith("no number of seeds: a to beat floor needs a larger budget")
+    assert "To decide: no number of seeds" in claims_markdown([blocked])
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_seeds_to_decide_give_about_the_planned_power_in_the_exact_tests(paired):
+    """At the planned seeds, normal scores with that P(X > Y) are decided 0.8 of the time (0.7-0.97: the
+    exact tests are discrete, which makes the plan a little conservative); at a third of them, far less."""
+    rng = np.random.default_rng(0)
+    shift = stats.norm.ppf(0.75) * (1.0 if paired else np.sqrt(2.0))  # P(d > 0) or P(X > Y) = 0.75
+
+    def power(n: int) -> float:
+        test = decide.signed_rank_test if paired else decide.rank_sum_test
+        draws = [test([rng.normal(shift, 1, n)], [np.zeros(n) if paired else rng.normal(0, 1, n)]) for _ in range(200)]
+        return float(np.mean([d.p_greater <= decide.ALPHA for d in draws]))
+
+    n = decide.seeds_to_decide(0.75, 1, paired)
+    assert 0.7 <= power(n) <= 0.97 and power(max(n // 3, 2)) < 0.6
+    assert decide.seeds_to_decide(0.75, 2, paired) == pytest.approx(n / 2, abs=1)  # two tasks pool their seeds
+    assert decide.seeds_to_decide(0.5, 1, paired) is None and decide.seeds_to_decide(0.501, 1, paired) is None
 
 
 def test_pooled_iqms_are_normalized_per_task(tmp_path):

@@ -165,6 +165,34 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+POWER = 0.8
+"""The chance of a decision that ``seeds_to_decide`` plans for."""
+MAX_PLANNED = 1000
+"""Above this many seeds a task, an effect is reported as beyond any budget (no number)."""
+
+
+def seeds_to_decide(effect: float, tasks: int, paired: bool, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Seeds per task (per side) at which an effect the size of ``effect`` (P(X > Y), as measured) is decided,
+    in its own direction, with probability ``power`` by a one-sided test at ``alpha``; None when
+    ``effect`` is 1/2 or the number exceeds ``MAX_PLANNED``.
+
+    A planning figure, not a verdict (it takes the observed effect as the truth), from Noether's (1987)
+    normal approximations, each divided by the number of tasks pooled: n = (z_alpha + z_power)^2 /
+    (6 (P - 1/2)^2) runs a side for the rank-sum test at equal sides; n = (z_alpha + z_power)^2 /
+    (3 (P' - 1/2)^2) pairs for the signed-rank test, whose P' = P(d_i + d_j > 0) is read from P = P(d > 0)
+    as for normal differences, P' = Phi(sqrt(2) Phi^-1(P)). ``tests/test_verdicts.py`` checks both
+    against the exact tests by simulation.
+    """
+    if not effect == effect or abs(effect - 0.5) < 1e-9:
+        return None
+    if paired:
+        effect = float(sps.norm.cdf(np.sqrt(2.0) * sps.norm.ppf(min(max(effect, 1e-9), 1 - 1e-9))))
+    z = sps.norm.ppf(1 - alpha) + sps.norm.ppf(power)
+    n = z**2 / ((3.0 if paired else 6.0) * (effect - 0.5) ** 2 * max(tasks, 1))
+    planned = int(np.ceil(n))
+    return planned if planned <= MAX_PLANNED else None
+
+
 def ruling(p_greater: float, p_less: float, alpha: float = ALPHA) -> tuple[str, str]:
     """(verdict, reason) from a claim's Holm-adjusted one-sided p-values; the floors are checked before this."""
     if p_greater <= alpha:

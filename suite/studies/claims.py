@@ -212,9 +212,9 @@ def measure(folder: str | Path, comparison: Comparison, scale: Scale | None = No
             "test": result.test}  # fmt: skip
 
 
-def _floors(folder: str | Path, claim: Claim, seed: int) -> tuple[str, str]:
-    """(each floor's P and p, the first floor not beaten or '')."""
-    texts, failed = [], ""
+def _floors(folder: str | Path, claim: Claim, seed: int) -> tuple[str, str, str]:
+    """(each floor's P and p, the first floor not beaten or '', what would beat that floor or '')."""
+    texts, failed, plan = [], "", ""
     for c in claim.requires:
         r = measure(folder, c, seed=seed)
         if r["p_greater"] != r["p_greater"]:  # NaN: nothing measured on one side
@@ -224,7 +224,21 @@ def _floors(folder: str | Path, claim: Claim, seed: int) -> tuple[str, str]:
         texts.append(f"P({c.x.label} > {c.y.label}) = {r['effect']:.2f}, p = {r['p_greater']:.3g}")
         if r["p_greater"] > decide.FLOOR_ALPHA and not failed:
             failed = f"floor not beaten: {c.x.label} vs {c.y.label} (P = {r['effect']:.2f}, p = {r['p_greater']:.3g})"
-    return "; ".join(texts), failed
+            plan = _plan(r, decide.FLOOR_ALPHA, f"{c.x.label} to beat {c.y.label}", floor=True)
+    return "; ".join(texts), failed, plan
+
+
+def _plan(row: Mapping[str, Any], alpha: float, what: str, floor: bool = False) -> str:
+    """What the observed effect says would decide ``what`` (``decide.seeds_to_decide``), in words; a floor
+    the variant does not even lean towards beating (P <= 1/2) needs a larger budget, not more seeds."""
+    tasks = len([t for t in str(row["tasks"]).split(", ") if t])
+    if floor and row["effect"] <= 0.5:
+        return f"no number of seeds: {what} needs a larger budget (observed P = {row['effect']:.2f} <= 0.5)"
+    n = decide.seeds_to_decide(row["effect"], tasks, row["design"] == "paired", alpha)
+    if n is None:
+        return f"beyond any seed budget at the observed P = {row['effect']:.2f}"
+    return (f"about {n} seeds a task for {what} (observed P = {row['effect']:.2f}, power {decide.POWER:g} "
+            f"at alpha {alpha:.3g}; Noether's approximation)")  # fmt: skip
 
 
 def evaluate_claims(folder: str | Path, claims: tuple[Claim, ...], seed: int = 0) -> list[dict[str, Any]]:
@@ -232,7 +246,8 @@ def evaluate_claims(folder: str | Path, claims: tuple[Claim, ...], seed: int = 0
     rows = []
     for claim in claims:
         row = {"finding": claim.finding, "paper": claim.paper, **measure(folder, claim.test, claim.scale, seed)}
-        row["floors"], row["floor_failed"] = _floors(folder, claim, seed) if claim.requires else ("", "")
+        row["floors"], row["floor_failed"], row["to_decide"] = _floors(folder, claim, seed) if claim.requires else (
+            "", "", "")  # fmt: skip
         rows.append(row)
     tested = [not c.waiting and r["p_greater"] == r["p_greater"] for c, r in zip(claims, rows, strict=True)]
     greater = decide.holm([r["p_greater"] if t else np.nan for r, t in zip(rows, tested, strict=True)])
@@ -249,6 +264,8 @@ def evaluate_claims(folder: str | Path, claims: tuple[Claim, ...], seed: int = 0
             row["verdict"], row["reason"] = UNDECIDED, floor_failed
         else:
             row["verdict"], row["reason"] = decide.ruling(g, lo)
+            strictest = decide.ALPHA / max(sum(tested), 1)  # Holm's first step: what a lone decision must meet
+            row["to_decide"] = _plan(row, strictest, "this claim") if row["verdict"] == UNDECIDED else ""
     return rows
 
 

@@ -15,7 +15,7 @@ from evoboard.suite.studies.claims import Claim, _higher, evaluate_claims, read_
 
 COLUMNS = ["finding", "paper", "x", "y", "tasks", "normalization", "n_x", "n_y", "missing_x", "missing_y", "design",
            "test", "effect", "p_low", "p_high", "p_greater", "p_less", "p_adjusted", "x_iqm", "x_low", "x_high",
-           "y_iqm", "y_low", "y_high", "floors", "verdict", "reason"]  # fmt: skip
+           "y_iqm", "y_low", "y_high", "floors", "verdict", "reason", "to_decide"]  # fmt: skip
 RULE = (
     f"Verdicts: exact one-sided tests each way at {ALPHA:g} (0.05 two-sided; stratified Mann-Whitney, Wilcoxon "
     f"signed-rank for pairs), Holm-corrected over the tested claims of each study; a claim is decided only when "
@@ -46,6 +46,8 @@ def claims_markdown(rows: list[dict[str, Any]], command: str | None = None) -> s
         test = f"{_text(r['design'])} {_text(r['test'])}, p = {r['p_adjusted']:.3g}" if r["p_adjusted"] == r[
             "p_adjusted"] else "-"  # fmt: skip
         ruled = f"**{r['verdict']}**" + (f": {r['reason']}" if _text(r.get("reason")) else "")
+        if _text(r.get("to_decide")):
+            ruled += f". To decide: {r['to_decide']}"
         body.append([r["finding"], r["paper"], *([f"`{command}`"] if command else []), measured, n,
                      _ci(r["effect"], r["p_low"], r["p_high"]), test, ruled])  # fmt: skip
     return markdown_table(header, body)
