@@ -183,7 +183,7 @@ def seeds_to_decide(effect: float, tasks: int, paired: bool, alpha: float = ALPH
     as for normal differences, P' = Phi(sqrt(2) Phi^-1(P)). ``tests/test_verdicts.py`` checks both
     against the exact tests by simulation.
     """
-    if not effect == effect or abs(effect - 0.5) < 1e-9:
+    if np.isnan(effect) or abs(effect - 0.5) < 1e-9:
         return None
     if paired:
         effect = float(sps.norm.cdf(np.sqrt(2.0) * sps.norm.ppf(min(max(effect, 1e-9), 1 - 1e-9))))
