@@ -75,6 +75,25 @@ def test_top_k_breaks_ties_by_position_whatever_the_order():
     assert top_k_entries(negative, 2).sort(dim=1).values.tolist() == [[0, 3]]
 
 
+@pytest.mark.parametrize("n,k", [(100_000, 1), (100_000, 1000), (50_000, 2500), (20_000, 5000)])
+def test_the_top_k_of_candidates_is_the_full_top_k(n, k):
+    """The shortcut (candidates above a normal quantile) gives topk's set on normal keys, on keys with a
+    tie at the k-th largest, and on keys no threshold suits (every row falls back)."""
+    keys = torch.randn(6, n, generator=torch.Generator().manual_seed(n + k))
+    keys[1, :2] = keys[1].topk(k).values[-1]  # a tie at the k-th largest key
+    keys[2] = keys[2].abs() * -1e-3  # all below any threshold: the fallback
+
+    def full(rows: torch.Tensor) -> list[list[int]]:
+        return rows.sort(dim=1).values.tolist()
+
+    picked = top_k_entries(keys, k)
+    reference = [sorted(row.topk(k).indices.tolist()) for row in keys]
+    assert full(picked)[0] == reference[0] and full(picked)[3:] == reference[3:]
+    assert full(picked)[2] == reference[2] and len(set(full(picked)[1])) == k  # the tie row: a k-set, ...
+    tied = keys[1] >= keys[1].topk(k).values[-1]
+    assert set(full(picked)[1]) <= set(torch.nonzero(tied).flatten().tolist())  # ... of the k largest keys
+
+
 DECODE = r"""
 import hashlib, json, sys
 import torch
