@@ -82,15 +82,19 @@ class AreaResize:
         self.cols, self.rows = area_taps(width, size), area_taps(height, size)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
+        # Each pass gathers whole rows (contiguous), so the frames are transposed around it: 4x faster than
+        # gathering columns. Weights sum to 1, so the rounded sums stay within 0..255.
         index, weight = self.cols
-        across = frames[..., index[:, 0]] * weight[:, 0]  # (A, H, size)
+        columns = np.ascontiguousarray(frames.transpose(0, 2, 1))  # (A, W, H)
+        across = columns[:, index[:, 0]] * weight[:, 0, None]  # (A, size, H) float32
         for k in range(1, index.shape[1]):
-            across += frames[..., index[:, k]] * weight[:, k]
+            across += columns[:, index[:, k]] * weight[:, k, None]
+        across = np.ascontiguousarray(across.transpose(0, 2, 1))  # (A, H, size)
         index, weight = self.rows
         out = across[:, index[:, 0]] * weight[:, 0, None]  # (A, size, size)
         for k in range(1, index.shape[1]):
             out += across[:, index[:, k]] * weight[:, k, None]
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return np.rint(out, out=out).astype(np.uint8)
 
 
 class Snapshot(NamedTuple):
