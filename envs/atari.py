@@ -16,6 +16,9 @@ of them, then receive from all, so the emulators still run side by side in C++. 
 whose job ended takes the next pending job with an explicit seeded reset (``evoboard.envs.slots``);
 the NEXT_STEP autoreset never fires, and no reset frame is ever counted. Measured here: as many env
 steps/s as one 8- or 32-env vectorizer with 2 threads.
+
+``resets=snapshot`` (opt-in) swaps these slots for ``evoboard.envs.ale_snapshot``'s: ALEInterface
+emulators driven from Python, each episode restored from one saved state instead of a ROM reload.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from evoboard.options import bounded
 TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
 """ROMs that ale-py registers no ``-v5`` id for: they have no single-player mode."""
 SEED_MODULUS = 2**31  # ALE seeds are C ints; evoboard's episode seeds are 32-bit unsigned
+RESETS = ("reload", "snapshot")
+"""Episode-start drivers: ale-py's vector env with a seeded ROM reload, or ALEInterface snapshots (opt-in)."""
 
 
 @dataclass
@@ -72,10 +77,18 @@ class AtariOptions(EpisodeOptions):
     reward_clipping: bool = False
     """Clip rewards to [-1, 1] (a DQN training device); off so fitness and scores are game points."""
     env_threads: int | None = bounded(None, ge=1)
-    """Env steps in flight at once (each slot has one C++ worker); default: every running slot."""
+    """Env steps in flight at once (each slot has one C++ worker); default: every running slot (reload only)."""
+    resets: str = "reload"
+    """How an episode starts: reload (ale-py's vector env reloads the ROM, ~0.1 s) or snapshot (opt-in: ALEInterface
+    slots restore one saved state, the episode's no-ops and sticky draws from its seed; docs/atari-speed.md)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.resets not in RESETS:
+            raise ValueError(f"resets must be one of {', '.join(RESETS)}, got {self.resets!r}")
+        if self.resets == "snapshot" and self.screen_size > 160:
+            raise ValueError(f"resets=snapshot only shrinks the 210x160 screen: screen_size must be <= 160, got "
+                             f"{self.screen_size}")  # fmt: skip
         if self.max_frames is not None and self.max_frames < self.frameskip:
             raise ValueError(f"max_frames must be >= frameskip ({self.frameskip}), got {self.max_frames}")
 
@@ -111,34 +124,16 @@ def task_ids() -> dict[str, str]:
     return {f"ALE/{game_name(rom)}-v5": rom for rom in shipped_roms() if rom not in TWO_PLAYER_ONLY}
 
 
-class AtariTask(Task):
-    """One Atari game as a population task; its final score is human-normalized where the game
-    has reference scores and the settings follow their protocol (``evoboard.envs.atari_scores``)."""
+class VectorSlots:
+    """The default slots: one single-env ``AtariVectorEnv`` per slot, each job started by a seeded reset."""
 
-    Options = AtariOptions
-    score_kind = "human_normalized"
-    frames_per_step = 4
-    default_policy = "nature_cnn"
+    def __init__(self, rom: str, options: AtariOptions, max_steps: int):
+        from ale_py.vector_env import AtariVectorEnv
 
-    def __init__(self, task_id: str, options: AtariOptions):
-        super().__init__(task_id, options)
-        try:
-            from ale_py.vector_env import AtariVectorEnv
-        except ImportError as err:
-            raise ImportError(f"task {task_id} needs ale-py: pip install 'evoboard[atari]'", name="ale_py") from err
-        rom = task_ids().get(task_id)
-        if rom is None:
-            raise ValueError(f"unknown Atari task {task_id!r}; ids look like ALE/Pong-v5")
-        self.rom, self._vector_env = rom, AtariVectorEnv
-        # Why the final score is the raw mean return (None: human-normalized), from the settings alone.
-        self.raw_score_reason = "no reference scores" if rom not in REFERENCE_SCORES else normalization_blocker(options)
-        if self.raw_score_reason is not None:
-            self.score_kind = "return"  # known from the settings before the run: one kind per variant
-        self.frames_per_step = options.frameskip
-        self.max_steps = options.step_budget
-        self._slots: list[Any] = []  # one single-env AtariVectorEnv per slot
+        self.rom, self.options, self.max_steps, self._vector_env = rom, options, max_steps, AtariVectorEnv
+        self.slots: list[Any] = []  # one single-env AtariVectorEnv per slot
         probe = self._new_slot()
-        self._slots.append(probe)
+        self.slots.append(probe)
         self.observation_space = probe.single_observation_space  # Box(0, 255, (stack, H, W), uint8)
         self.action_space = probe.single_action_space
         self._one = np.ones(1, dtype=np.float32)  # paddle strength, unused by joystick actions
@@ -166,7 +161,7 @@ class AtariTask(Task):
             use_fire_reset=o.fire_reset,
         )
 
-    def _reset(self, slots: Sequence[int], seeds: Sequence[int], obs: np.ndarray) -> None:
+    def reset(self, slots: Sequence[int], seeds: Sequence[int], obs: np.ndarray) -> None:
         """Seeded resets of ``slots``, written into ``obs``; side by side, as ale-py releases the GIL.
 
         A seeded reset reloads the ROM (~0.1 s of CPU here, about 150 env steps), the price of
@@ -179,12 +174,12 @@ class AtariTask(Task):
         """
 
         def one(k: int) -> None:
-            o, _ = self._slots[slots[k]].ale.reset([0], [int(seeds[k]) % SEED_MODULUS])
+            o, _ = self.slots[slots[k]].ale.reset([0], [int(seeds[k]) % SEED_MODULUS])
             obs[slots[k]] = o[0]
 
         if len(slots) == 0:
             return
-        if len(slots) == 1 and slots[0] < len(self._slots):
+        if len(slots) == 1 and slots[0] < len(self.slots):
             one(0)
             return
         if self._resetters is None:
@@ -192,27 +187,71 @@ class AtariTask(Task):
             self._resetters = ThreadPoolExecutor(workers, thread_name_prefix="ale-reset")
         started = []
         for k, slot in enumerate(slots):
-            while len(self._slots) <= slot:
-                self._slots.append(self._new_slot())
+            while len(self.slots) <= slot:
+                self.slots.append(self._new_slot())
             started.append(self._resetters.submit(one, k))
         for done in started:
             done.result()
 
-    def _step(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> None:
+    def step(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> None:
         """Step exactly the ``active`` slots, at most ``env_threads`` in flight; write obs in place."""
         window = self.options.env_threads or len(active)
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(-1)  # (A,)
 
         def collect(k: int) -> None:
-            o, r, terminated, truncated, _ = self._slots[active[k]].ale.recv()
+            o, r, terminated, truncated, _ = self.slots[active[k]].ale.recv()
             obs[active[k]], rewards[k], ended[k] = o[0], r[0], terminated[0] or truncated[0]
 
         for k, slot in enumerate(active):
             if k >= window:
                 collect(k - window)
-            self._slots[slot].ale.send(actions[k : k + 1], self._one)
+            self.slots[slot].ale.send(actions[k : k + 1], self._one)
         for k in range(max(0, len(active) - window), len(active)):
             collect(k)
+
+    def close(self) -> None:
+        if self._resetters is not None:
+            self._resetters.shutdown()
+            self._resetters = None
+        for slot in self.slots:
+            slot.close()
+        self.slots.clear()
+
+
+class AtariTask(Task):
+    """One Atari game as a population task; its final score is human-normalized where the game
+    has reference scores and the settings follow their protocol (``evoboard.envs.atari_scores``)."""
+
+    Options = AtariOptions
+    score_kind = "human_normalized"
+    frames_per_step = 4
+    default_policy = "nature_cnn"
+
+    def __init__(self, task_id: str, options: AtariOptions):
+        super().__init__(task_id, options)
+        try:
+            import ale_py  # noqa: F401  (each driver imports the part it uses)
+        except ImportError as err:
+            raise ImportError(f"task {task_id} needs ale-py: pip install 'evoboard[atari]'", name="ale_py") from err
+        rom = task_ids().get(task_id)
+        if rom is None:
+            raise ValueError(f"unknown Atari task {task_id!r}; ids look like ALE/Pong-v5")
+        self.rom = rom
+        # Why the final score is the raw mean return (None: human-normalized), from the settings alone.
+        self.raw_score_reason = "no reference scores" if rom not in REFERENCE_SCORES else normalization_blocker(options)
+        if self.raw_score_reason is not None:
+            self.score_kind = "return"  # known from the settings before the run: one kind per variant
+        self.frames_per_step = options.frameskip
+        self.max_steps = options.step_budget
+        if options.resets == "snapshot":
+            from evoboard.envs.ale_snapshot import SnapshotSlots
+
+            self._driver: VectorSlots | SnapshotSlots = SnapshotSlots(rom, options, self.max_steps)
+        else:
+            self._driver = VectorSlots(rom, options, self.max_steps)
+        self._slots = self._driver.slots  # the driver's emulators, one per slot, made as jobs need them
+        self.observation_space = self._driver.observation_space
+        self.action_space = self._driver.action_space
 
     def evaluate(
         self, act: Act, members: int, seeds: Sequence[int], elite_trace: np.ndarray | None = None
@@ -224,17 +263,17 @@ class AtariTask(Task):
         ended = np.zeros(slots, dtype=bool)
 
         def reset_slots(refill: list[int], seeds: list[int]) -> None:
-            self._reset(refill, seeds, obs)  # makes the slots it lacks
+            self._driver.reset(refill, seeds, obs)  # makes the slots it lacks
 
         def step_slots(active: list[int], jobs: np.ndarray, actions: np.ndarray, valid: np.ndarray):
             n = len(active)
             actions = np.asarray(actions)  # (A,)
             if valid.all():
-                self._step(active, actions, obs, rewards, ended)
+                self._driver.step(active, actions, obs, rewards, ended)
                 return rewards[:n], ended[:n]
             ok = np.flatnonzero(valid)  # a member with an invalid action is not stepped
             sub_rewards, sub_ended = np.zeros(len(ok)), np.zeros(len(ok), dtype=bool)
-            self._step(np.asarray(active)[ok].tolist(), actions[ok], obs, sub_rewards, sub_ended)
+            self._driver.step(np.asarray(active)[ok].tolist(), actions[ok], obs, sub_rewards, sub_ended)
             rewards[:n], ended[:n] = 0.0, True
             rewards[ok], ended[ok] = sub_rewards, sub_ended
             return rewards[:n], ended[:n]
@@ -260,9 +299,4 @@ class AtariTask(Task):
         return human_normalized(self.rom, raw) if self.score_kind == "human_normalized" else raw
 
     def close(self) -> None:
-        if self._resetters is not None:
-            self._resetters.shutdown()
-            self._resetters = None
-        for slot in self._slots:
-            slot.close()
-        self._slots.clear()
+        self._driver.close()

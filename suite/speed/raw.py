@@ -37,3 +37,29 @@ def raw_atari(game: str, envs_n: int, steps: int) -> float:
     seconds = time.perf_counter() - t0
     vec.close()
     return steps * envs_n / seconds
+
+
+def raw_atari_snapshot(game: str, envs_n: int, steps: int) -> float:
+    """Raw steps/s of ``resets=snapshot``'s slots (``envs/ale_snapshot.py``), as ``raw_atari``: Machado settings,
+    no clipping, random actions; one Python thread, its preprocessing in numpy; an ended episode restarts from
+    the snapshot inside the timed loop, as the vector env's autoreset does."""
+    from evoboard.envs.ale_snapshot import SnapshotSlots
+    from evoboard.envs.atari import AtariOptions
+
+    slots = SnapshotSlots(game, AtariOptions(resets="snapshot"), 27_000)
+    obs = np.zeros((envs_n, *slots.observation_space.shape), dtype=np.uint8)
+    rewards, ended = np.zeros(envs_n), np.zeros(envs_n, dtype=bool)
+    every = list(range(envs_n))
+    slots.reset(every, every, obs)  # makes the slots: ROM loads, not steps
+    rng = np.random.default_rng(0)
+    seed = envs_n
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        slots.step(every, rng.integers(0, slots.action_space.n, envs_n), obs, rewards, ended)
+        done = np.flatnonzero(ended).tolist()
+        if done:
+            slots.reset(done, list(range(seed, seed + len(done))), obs)
+            seed += len(done)
+    seconds = time.perf_counter() - t0
+    slots.close()
+    return steps * envs_n / seconds

@@ -211,12 +211,15 @@ def atari_rows(
     threads: int = 1,
     device: str = "cpu",
     dtypes: tuple[str, ...] = ("float32",),
+    task_settings: dict | None = None,
 ) -> list[dict]:
     """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs),
-    at each of ``dtypes`` (the CNN's ``dtype``: bfloat16 is opt-in reduced precision)."""
+    at each of ``dtypes`` (the CNN's ``dtype``: bfloat16 is opt-in reduced precision). ``task_settings``: more
+    Atari settings, as ``--set`` takes them (``{"resets": "snapshot"}``); the raw env stays the vector env."""
     from evoboard.envs.atari import AtariOptions
 
-    task = envs.make(f"ALE/{game.title()}-v5", AtariOptions(max_steps=steps, noop_max=0))
+    options = build_options(AtariOptions, {"max_steps": steps, "noop_max": 0, **(task_settings or {})})
+    task = envs.make(f"ALE/{game.title()}-v5", options)
     evoboard_eval(task, population, "lowrank", {"rank": 1})  # untimed: builds the emulator slots once
     raws, rows = [], []
     torch.set_num_threads(threads)
@@ -229,7 +232,7 @@ def atari_rows(
                     for _ in range(repeats)]  # fmt: skip
             evo = medians(runs)
             rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
-                         "device": device, "dtype": dtype, "torch_threads": threads,
+                         "device": device, "dtype": dtype, "torch_threads": threads, "resets": options.resets,
                          "evoboard_steps_per_s": evo["steps_per_s"], **evo})  # fmt: skip
     raw = statistics.median(raws)
     for row in rows:
