@@ -65,3 +65,20 @@ def test_the_settings_page_holds_the_generated_table():
     assert header in page, "paste `python -m evoboard.suite.setting_list` into docs/settings.md"
     shown = page[page.index(header) :].split("\n\n")[0].strip()
     assert shown == table
+
+
+def test_the_results_page_holds_the_generated_tables(tmp_path):
+    """docs/results.md's tables are made from results/reference (no number copied by hand) and are current."""
+    from evoboard.suite.studies.reference import page
+
+    block = page.generated_block(REPO / "results" / "reference")
+    text = (REPO / "docs" / "results.md").read_text()
+    assert "### garbus-rl" in block and "### guijt-stitch" in block and "| floor |" in block
+    assert block.replace(str(REPO) + "/", "") in text, "run `python -m evoboard.suite.studies.reference.page`"
+    stale = tmp_path / "page.md"
+    stale.write_text(f"words\n{page.BEGIN}\nold table\n{page.END}\nmore words\n")
+    assert page.rewrite(stale, REPO / "results" / "reference") and "old table" not in stale.read_text()
+    assert stale.read_text().startswith("words\n") and stale.read_text().endswith("\nmore words\n")
+    stale.write_text("no markers")
+    with pytest.raises(ValueError, match="no generated-tables markers"):
+        page.rewrite(stale)
