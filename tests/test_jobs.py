@@ -145,18 +145,19 @@ def test_impossible_jobs_exit_2(jobs, tmp_path, capsys):
 
 
 def test_the_throughput_bench_prints_a_line_per_measurement(monkeypatch, tmp_path, capsys):
-    """Its measurements stubbed (the real ones take minutes): a line after each, eight on the CPU."""
+    """Its measurements stubbed (the real ones take minutes): a line after each, nine on the CPU."""
     from evoboard.suite.speed import throughput
 
     monkeypatch.setattr(throughput, "control_rows", lambda task, population, repeats: [{"task": task}])
     monkeypatch.setattr(throughput, "both_cores_row", lambda task, population, repeats: {"task": task})
-    monkeypatch.setattr(throughput, "atari_rows", lambda *args: [{"task": "ALE/Pong-v5"}])
+    monkeypatch.setattr(throughput, "atari_rows", lambda *args, **kwargs: [{"task": "ALE/Pong-v5", **kwargs}])
     monkeypatch.setattr(throughput, "publish", lambda *args, **kwargs: None)
     monkeypatch.setattr(throughput, "markdown", lambda table: "")
     throughput.run(tmp_path, device="cpu")
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("]")[0] for line in lines] == [f"[throughput {i}/8" for i in range(1, 9)]
-    assert lines[0].startswith("[throughput 1/8] HalfCheetah-v5 P=64") and "left)" in lines[0]
+    assert [line.split("]")[0] for line in lines] == [f"[throughput {i}/9" for i in range(1, 10)]
+    assert lines[0].startswith("[throughput 1/9] HalfCheetah-v5 P=64") and "left)" in lines[0]
+    assert lines[-1].startswith("[throughput 9/9] Pong P=32, 1 torch thread, every encoding, resets=snapshot")
 
 
 def test_a_procedure_s_runs_come_back_in_order_and_a_second_call_skips_them(tmp_path, capsys):

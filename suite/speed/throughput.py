@@ -12,7 +12,8 @@ Measured side by side in one process and one run (each pair alternates; medians)
 - Pong at 1 and 2 torch threads (the emulators' C++ threads idle while the policy runs; the
   first, untimed evaluation builds the emulator slots, whose ROM loads are not evaluation), and at
   P=32, 1 thread, also with the CNN in bfloat16 (``--set dtype=bfloat16``); each row says the
-  seeded resets' milliseconds per episode (a ROM reload each: docs/atari-speed.md);
+  seeded resets' milliseconds per episode (a ROM reload each: docs/atari-speed.md), and at P=32, 1 thread,
+  also with the opt-in snapshot resets (``--set resets=snapshot``: no reload; the raw env stays the vector env);
 - both cores: ``--backend processes`` with 2 worker processes on HalfCheetah, against the
   one-core raw env.
 Writes ``results/throughput.csv`` and ``results/throughput.md``.
@@ -247,7 +248,7 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
     torch.set_num_threads(1)
     rows = []
     atari_steps = [(p, t) for p in (8, 32) for t in ((1, 2) if device == "cpu" else (1,))] if atari else []
-    lines = RunLines(4 + len(atari_steps), "throughput")  # a line per measurement, with the time still expected
+    lines = RunLines(4 + len(atari_steps) + bool(atari), "throughput")  # a line per measurement, the time left
     for task_id in ("HalfCheetah-v5", "Hopper-v5", counting.register()):
         rows += control_rows(task_id, 64, repeats)
         lines.finished(f"{task_id} P=64 against the raw env and EvoTorch")
@@ -257,6 +258,10 @@ def run(out: Path, repeats: int = 3, atari: bool = True, device: str = "cpu") ->
         dtypes = ("float32", "bfloat16") if (population, threads) == (32, 1) else ("float32",)
         rows += atari_rows("pong", population, 250, max(1, repeats // 2), threads, device, dtypes)
         lines.finished(f"Pong P={population}, {threads} torch thread(s), every encoding")
+    if atari:  # the opt-in snapshot resets (#28): episode starts without the ROM reload, against the same raw env
+        rows += atari_rows("pong", 32, 250, max(1, repeats // 2), 1, device, ("float32", "bfloat16"),
+                           task_settings={"resets": "snapshot"})  # fmt: skip
+        lines.finished("Pong P=32, 1 torch thread, every encoding, resets=snapshot")
     table = pd.DataFrame(rows)
     table["members"] = table["members"].fillna("children") if "members" in table else "children"
     for column in ("processes", "torch_threads"):
@@ -285,7 +290,8 @@ def markdown(table: pd.DataFrame) -> str:
               "EvoTorch steps/s", "evoboard / EvoTorch", "env s", "policy s", "decode s", "reset s",
               "reset ms/episode", "other s"]  # fmt: skip
     rows = [[r["task"], str(r["population"]), r["encoding"] + ("" if r["device"] == "cpu" else f" ({r['device']})")
-             + ("" if r["dtype"] == "float32" else f", {r['dtype']}"),
+             + ("" if r["dtype"] == "float32" else f", {r['dtype']}")
+             + (", snapshot resets" if r.get("resets") == "snapshot" else ""),
              r.get("members") or "children", steps_range(r), str(r["processes"]), str(r["torch_threads"]),
              f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
