@@ -58,3 +58,13 @@ def test_performance_profile_counts_runs_above_tau():
     runs = [np.array([1.0, 2.0, 3.0, 4.0])]
     assert performance_profile(runs, [0.0, 2.5, 4.0]).tolist() == [1.0, 0.5, 0.0]
     assert performance_profile(runs, [2.5], higher_is_better=False).tolist() == [0.5]
+
+
+def test_strata_of_different_sizes_pool_every_run_once():
+    """Frostbite at 5 seeds beside HalfCheetah at 10: each run counts once (before, a broadcast raised, or
+    silently repeated a one-run stratum to its neighbour's length)."""
+    rng = np.random.default_rng(1)
+    five, ten = rng.normal(0, 1, 5), rng.normal(3, 1, 10)
+    point, low, high = stratified_iqm_ci([five, ten], resamples=2000)
+    assert point == pytest.approx(iqm(np.concatenate([five, ten]))) and low <= point <= high
+    assert stratified_iqm_ci([np.array([1.0]), np.array([0.0, 4.0])])[0] == pytest.approx(5 / 3)

@@ -40,8 +40,14 @@ def iqm(values: np.ndarray) -> float:
 
 
 def _pooled_iqm(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
-    """IQM of every stratum's runs pooled (rliable's ``aggregate_iqm``); vectorized over resamples."""
-    return sps.trim_mean(np.concatenate(np.broadcast_arrays(*samples), axis=axis), 0.25, axis=axis)
+    """IQM of every stratum's runs pooled (rliable's ``aggregate_iqm``); vectorized over resamples.
+
+    Strata may hold different numbers of runs (Frostbite's 5 seeds beside HalfCheetah's 10): only the
+    leading (resample) dimensions are broadcast, each stratum keeps its own length along ``axis``."""
+    arrays = [np.moveaxis(np.asarray(s, dtype=np.float64), axis, -1) for s in samples]
+    lead = np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
+    pooled = np.concatenate([np.broadcast_to(a, (*lead, a.shape[-1])) for a in arrays], axis=-1)
+    return sps.trim_mean(pooled, 0.25, axis=-1)
 
 
 def _interval(
