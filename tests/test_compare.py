@@ -49,6 +49,8 @@ def assert_same(row: pd.Series, claim: pd.Series) -> None:
             assert str(mine) == str(theirs), column
 
 
+COMMIT = "c09a0b99161a"
+"""The commit every committed reference row was made at (#24)."""
 PAIRS = [(study, claim.test.x.label, claim.test.y.label) for study in ("garbus-rl", "garbus-charlm")
          for claim in STUDIES[study].claims]  # fmt: skip
 
@@ -59,8 +61,8 @@ def test_compare_gives_the_claims_tables_numbers(study, x, y):
     claim = claims[(claims["x"] == x) & (claims["y"] == y)].iloc[0]
     row = compared(REFERENCE / study, x, y)
     assert_same(row, claim)
-    assert row["x_commits"] == row["y_commits"] == "c5f76e9c7088"
-    if claim["reason"].startswith("floor not beaten"):  # a floor's verdict does not depend on Holm
+    assert row["x_commits"] == row["y_commits"] == COMMIT
+    if str(claim["reason"]).startswith("floor not beaten"):  # a floor's verdict does not depend on Holm
         assert (row["verdict"], row["reason"]) == (claim["verdict"], claim["reason"])
 
 
@@ -70,10 +72,10 @@ def test_compare_table_says_tasks_floors_and_commits():
     )
     assert code == 0
     assert "Walker2d-v5" in text and "HalfCheetah-v5" not in text.splitlines()[1]
-    assert "P(lowrank/ga > random)" in text and "commits: X c5f76e9c7088; Y c5f76e9c7088" in text
+    assert "P(lowrank/ga > random)" in text and f"commits: X {COMMIT}; Y {COMMIT}" in text
     assert "different commits" not in text
     row = compared(REFERENCE / "garbus-rl", "lowrank", "random")  # against the floor itself: only X is gated
-    assert row["floors"] == "P(lowrank > random) = 0.80, p = 0.0205" and row["verdict"] == "reproduced"
+    assert row["floors"] == "P(lowrank > random) = 1.00, p = 9.54e-07" and row["verdict"] == "reproduced"
 
 
 def test_compare_bad_variants_are_one_line_exit_2(capsys):
