@@ -176,6 +176,7 @@ class SnapshotSlots:
     """The slots of one game: ``reset`` and ``step`` write stacked observations into ``obs`` (slots, stack, H, W)."""
 
     def __init__(self, rom: str, options: AtariOptions, max_steps: int):
+        # max_steps: the drivers' common signature; here the EpisodeBook alone ends an episode at it
         self.rom, self.options = rom, options
         ale = loaded(rom)
         ale.reset_game()
@@ -187,7 +188,6 @@ class SnapshotSlots:
         self.resize = AreaResize(*screen.shape, size)
         self.observation_space = gym.spaces.Box(0, 255, (options.frame_stack, size, size), np.uint8)
         self.action_space = gym.spaces.Discrete(len(self.slots[0].actions))
-        self.max_steps = max_steps  # kept for the drivers' common signature: the EpisodeBook ends episodes at it
 
     def _frames(self, slots: Sequence[int]) -> np.ndarray:
         return self.resize(np.stack([self.slots[s].raw[0] for s in slots]))  # (A, size, size)

@@ -249,7 +249,6 @@ class AtariTask(Task):
             self._driver: VectorSlots | SnapshotSlots = SnapshotSlots(rom, options, self.max_steps)
         else:
             self._driver = VectorSlots(rom, options, self.max_steps)
-        self._slots = self._driver.slots  # the driver's emulators, one per slot, made as jobs need them
         self.observation_space = self._driver.observation_space
         self.action_space = self._driver.action_space
 

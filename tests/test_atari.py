@@ -13,7 +13,7 @@ from evoboard.agents import PopulationActor, make_policy
 from evoboard.agents.cnn import NatureCNN
 from evoboard.agents.encodings import make as make_encoding
 from evoboard.agents.layers import PopulationParams, dense_form
-from evoboard.envs.atari import TWO_PLAYER_ONLY, AtariOptions, AtariTask, game_name
+from evoboard.envs.atari import TWO_PLAYER_ONLY, AtariOptions, game_name
 from evoboard.envs.atari_scores import PROTOCOL_FRAMES, REFERENCE_SCORES, human_normalized, normalization_blocker
 from evoboard.envs.base import Evaluation
 from evoboard.suite.board import leaderboard
@@ -24,21 +24,7 @@ from evoboard.suite.suites import SUITES
 from evoboard.suite.suites.atari import ATARI5, GARBUS4
 
 ale_py = pytest.importorskip("ale_py")
-RIGHTFIRE = 4  # Space Invaders: moving and firing scores 5 points within 60 steps of seed 0
-
-
-def make(game: str, **settings) -> AtariTask:
-    return envs.make(f"ALE/{game}-v5", AtariOptions(**settings))
-
-
-def pixel_policy(n_actions: int):
-    """A deterministic act that depends on the frames and the member, so trajectories do too."""
-
-    def act(members: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        seen = obs[:, -1].astype(np.int64).sum(axis=(1, 2))  # (A,) brightness of the newest frame
-        return (seen // 7 + 3 * members) % n_actions
-
-    return act
+from tests.atari_common import RIGHTFIRE, make, pixel_policy  # noqa: E402
 
 
 def test_every_shipped_rom_has_a_task_id():
@@ -201,7 +187,7 @@ def test_backfill_gives_the_same_returns_as_one_env_per_job():
         task = make("SpaceInvaders", max_steps=40, max_envs=max_envs)
         try:
             results.append(task.evaluate(act, 3, [7, 8]))
-            assert len(task._slots) == max_envs
+            assert len(task._driver.slots) == max_envs
         finally:
             task.close()
     np.testing.assert_array_equal(results[0].returns, results[1].returns)
@@ -224,9 +210,9 @@ def test_a_pool_that_grows_while_resetting_gives_the_frames_of_a_fresh_one():
     grown, fresh = make("SpaceInvaders", max_steps=30), make("SpaceInvaders", max_steps=30)
     try:
         small = grown.evaluate(pixel_policy(6), 2, [3])
-        assert len(grown._slots) == 2
+        assert len(grown._driver.slots) == 2
         big = grown.evaluate(recording("grown"), 5, [3])  # three slots made while the first two reset
-        assert len(grown._slots) == 5
+        assert len(grown._driver.slots) == 5
         reference = fresh.evaluate(recording("fresh"), 5, [3])
     finally:
         grown.close()

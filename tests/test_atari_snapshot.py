@@ -6,29 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from evoboard import envs
-from evoboard.envs.atari import AtariOptions, AtariTask, VectorSlots
+from evoboard.envs.atari import AtariOptions, VectorSlots
 from evoboard.suite.board import leaderboard
 from evoboard.suite.cli import main
 
 ale_py = pytest.importorskip("ale_py")
 from evoboard.envs.ale_snapshot import AreaResize, SnapshotSlots, area_taps  # noqa: E402  (needs ale_py)
-
-RIGHTFIRE = 4  # Space Invaders: moving and firing scores within 60 steps
-
-
-def make(game: str, **settings) -> AtariTask:
-    return envs.make(f"ALE/{game}-v5", AtariOptions(**settings))
-
-
-def pixel_policy(n_actions: int):
-    """A deterministic act that depends on the frames and the member, so trajectories do too."""
-
-    def act(members: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        seen = obs[:, -1].astype(np.int64).sum(axis=(1, 2))  # (A,) brightness of the newest frame
-        return (seen // 7 + 3 * members) % n_actions
-
-    return act
+from tests.atari_common import RIGHTFIRE, make, pixel_policy  # noqa: E402
 
 
 def recording(act, frames: list):
@@ -76,7 +60,7 @@ def test_the_default_driver_is_still_the_vector_env():
     task = make("Pong", max_steps=5)
     try:
         assert isinstance(task._driver, VectorSlots)
-        assert type(task._slots[0]).__name__ == "AtariVectorEnv"
+        assert type(task._driver.slots[0]).__name__ == "AtariVectorEnv"
     finally:
         task.close()
 

@@ -39,6 +39,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -252,10 +253,10 @@ def _largest(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     every row to the full top-k. So the set never depends on the shortcut, only the time does.
     """
     c, n = keys.shape
-    if k > CANDIDATES_BELOW * n:
+    expected = 1.5 * k + 8.0 * math.sqrt(k)  # candidates wanted a row
+    if k > CANDIDATES_BELOW * n or expected >= n:
         return keys.topk(k, dim=1, sorted=False)
-    expected = min(1.5 * k + 8.0 * math.sqrt(k), float(n))
-    threshold = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(1.0 - expected / n)))
+    threshold = NormalDist().inv_cdf(1.0 - expected / n)
     rows, cols = (keys > threshold).nonzero(as_tuple=True)  # row-major: each row's candidates in position order
     counts = torch.bincount(rows, minlength=c)  # (C,); a bool (C, n) sum costs several times more
     if bool((counts < k).any()):

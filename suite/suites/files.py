@@ -38,16 +38,8 @@ from evoboard.suite.spec import RunSpec
 from evoboard.suite.suites.registry import Suite, Tune
 
 RUN_KEYS = tuple(k for k in SPEC_TYPES if k not in ("seed", "device"))
-BUDGET_KEYS = (
-    "population",
-    "generations",
-    "episodes",
-    "max_steps",
-    "max_frames",
-    "patience",
-    "eval_episodes",
-    "max_seeds",
-)
+BUDGET_KEYS = ("population", "generations", "episodes", "max_steps", "max_frames", "patience", "eval_episodes",
+               "max_seeds")  # fmt: skip
 """What a baseline without ``task`` takes from its task's runs where they all agree."""
 TOP_KEYS = ("name", "description", "defaults", "runs", "baselines", "compare")
 COMPARE_KEYS = ("x", "y", "task", "floor")
@@ -110,9 +102,14 @@ def parse_suite(data: dict[str, Any], name: str, where: str, source: Path | None
                  max_seeds=capped)  # fmt: skip
 
 
+def _counts(value: Any) -> bool:
+    """Unset, or a positive integer (not a bool): what ``max_seeds`` and a tune's ``generations`` take."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
 def _max_seeds(value: Any, where: str) -> int | None:
     """A run's ``max_seeds``: a positive integer, or None where it sets none."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if not _counts(value):
         raise UsageError(f"{where}: max_seeds must be an integer >= 1, got {value!r}")
     return value
 
@@ -128,10 +125,7 @@ def _tune(table: Any, where: str) -> Tune | None:
         raise UsageError(usage)
     table = dict(table)
     generations = table.pop("generations", None)
-    if generations is not None and (isinstance(generations, bool) or not isinstance(generations, int)
-                                    or generations < 1):  # fmt: skip
-        raise UsageError(usage)
-    if not all(isinstance(v, list) and v for v in table.values()):
+    if not _counts(generations) or not all(isinstance(v, list) and v for v in table.values()):
         raise UsageError(usage)
     seeds = table.get("seeds", [100, 101, 102])
     grid = tuple((k, tuple(v)) for k, v in table.items() if k != "seeds")
