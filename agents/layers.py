@@ -160,10 +160,6 @@ def _floating(form: LayerParams) -> dict[str, torch.Tensor]:
     return {k: t for k, t in tensors.items() if isinstance(t, torch.Tensor) and t.is_floating_point()}
 
 
-def _select(tensors: dict[str, torch.Tensor], members: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {k: v[members] for k, v in tensors.items()}
-
-
 @dataclass(frozen=True)
 class DenseLinear(LayerParams):
     """Dense weights W (P, out, in) and bias b (P, out): one ``baddbmm`` for all members."""
@@ -175,7 +171,7 @@ class DenseLinear(LayerParams):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
     def select(self, members: torch.Tensor) -> DenseLinear:
-        return DenseLinear(**_select(vars(self), members))
+        return DenseLinear(self.weight[members], self.bias[members])  # not vars(self): it holds ``cast``'s cache
 
     def __len__(self) -> int:
         return self.weight.shape[0]

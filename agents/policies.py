@@ -190,6 +190,27 @@ def make_policy(name: str, observation_space: gym.Space, action_space: gym.Space
     return cls.for_spaces(observation_space, action_space, options if options is not None else cls.Options())
 
 
+class Plan:
+    """How one set of active members runs (see ``PopulationActor``), and what that needs."""
+
+    def __init__(self, params: PopulationParams, members: np.ndarray, device: torch.device):
+        population = params.population
+        self.index: torch.Tensor | None = None  # their indices on the device; None: all members
+        self.scatter = False  # True: run the full batch and pick their rows out
+        self.full: torch.Tensor | None = None  # scatter: the full batch, idle members' rows zero
+        self.active: PopulationParams | None = None  # gather: their parameters
+        self.scatters_left = 0  # scatter: calls of this set before it switches to gathering
+        if len(members) == population and (members == np.arange(population)).all():
+            return
+        self.index = torch.as_tensor(members, device=device)
+        self.scatter = 2 * len(members) >= population and len(np.unique(members)) == len(members)
+        if self.scatter:
+            # Gathering costs ~2 forwards of the active members; each scattered call, one of the idle ones.
+            self.scatters_left = -(-2 * len(members) // max(population - len(members), 1))
+        else:
+            self.active = params.select(self.index)
+
+
 class PopulationActor:
     """The callable a task steps with: (member indices, obs batch) -> actions, one forward.
 
@@ -203,7 +224,8 @@ class PopulationActor:
     The active set changes only when an episode ends, so the way, its index tensor and its
     gathered parameters are worked out once per set and reused for every step until it
     changes (a CartPole episode of a random member is ~10 steps of ~100 us forwards, so a
-    few microseconds of checks per call showed up).
+    few microseconds of checks per call showed up). The plans of the last ``PLANS`` sets are
+    kept: a task that steps its slots in lanes (``evoboard.envs.slots``) alternates between sets.
     A set of at least half the members that lasts switches from scattering to gathering once
     its idle members' forwards would have cost what gathering costs (ski rental: never worse
     than twice the better choice in hindsight). Measured on CartPole, dense P=64, one thread:
@@ -212,46 +234,37 @@ class PopulationActor:
     Numpy in gives numpy out (env actions); a tensor in gives a tensor out.
     """
 
+    PLANS = 4
+
     def __init__(self, policy: Policy, params: PopulationParams, device: torch.device):
         self.policy, self.params, self.device = policy, params, device
-        self._key: bytes | None = None  # the members the plan below is for, as int64 bytes
-        self._index: torch.Tensor | None = None  # their indices on the device; None: all members
-        self._scatter = False  # True: run the full batch and pick their rows out
-        self._full: torch.Tensor | None = None  # scatter: the full batch, idle members' rows zero
-        self._active: PopulationParams | None = None  # gather: their parameters
-        self._scatters_left = 0  # scatter: calls of this set before it switches to gathering
+        self._plans: dict[bytes, Plan] = {}  # member set (int64 bytes) -> its plan, the latest used last
 
-    def _plan(self, members: np.ndarray) -> None:
-        """Choose how to run ``members`` (int64, 1-D) and prepare what that needs."""
-        population = self.params.population
-        self._key, self._full, self._active = members.tobytes(), None, None
-        if len(members) == population and (members == np.arange(population)).all():
-            self._index, self._scatter = None, False
-            return
-        self._index = torch.as_tensor(members, device=self.device)
-        self._scatter = 2 * len(members) >= population and len(np.unique(members)) == len(members)
-        if self._scatter:
-            # Gathering costs ~2 forwards of the active members; each scattered call, one of the idle ones.
-            self._scatters_left = -(-2 * len(members) // max(population - len(members), 1))
-        else:
-            self._active = self.params.select(self._index)
+    def _plan(self, members: np.ndarray) -> Plan:
+        """The plan for ``members`` (int64, 1-D): kept, or made now (dropping the least recently used)."""
+        key = members.tobytes()
+        plan = self._plans.pop(key, None)
+        if plan is None:
+            plan = Plan(self.params, members, self.device)
+            while len(self._plans) >= self.PLANS:
+                self._plans.pop(next(iter(self._plans)))
+        self._plans[key] = plan
+        return plan
 
     def __call__(self, members: np.ndarray, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        members = np.asarray(members, dtype=np.int64)
-        if members.tobytes() != self._key:
-            self._plan(members)
+        plan = self._plan(np.asarray(members, dtype=np.int64))
         x = torch.as_tensor(obs, device=self.device)
         with torch.inference_mode():
-            if self._index is None:
+            if plan.index is None:
                 actions = self.policy.act(self.params, x)
-            elif self._scatter and self._scatters_left > 0:
-                self._scatters_left -= 1
-                full = self._full
+            elif plan.scatter and plan.scatters_left > 0:
+                plan.scatters_left -= 1
+                full = plan.full
                 if full is None or full.shape[1:] != x.shape[1:] or full.dtype != x.dtype:
-                    full = self._full = x.new_zeros((self.params.population, *x.shape[1:]))  # idle members see zeros
-                actions = self.policy.act(self.params, full.index_copy_(0, self._index, x))[self._index]
+                    full = plan.full = x.new_zeros((self.params.population, *x.shape[1:]))  # idle members see zeros
+                actions = self.policy.act(self.params, full.index_copy_(0, plan.index, x))[plan.index]
             else:
-                if self._active is None:  # a scattered set that lasted: gather it from now on
-                    self._active, self._full = self.params.select(self._index), None
-                actions = self.policy.act(self._active, x)
+                if plan.active is None:  # a scattered set that lasted: gather it from now on
+                    plan.active, plan.full = self.params.select(plan.index), None
+                actions = self.policy.act(plan.active, x)
         return actions if isinstance(obs, torch.Tensor) else actions.cpu().numpy()

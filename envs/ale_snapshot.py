@@ -27,7 +27,7 @@ OpenCV (summation and FMA may differ in the last bit, so a pixel can be one grey
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ale_py
@@ -42,6 +42,8 @@ ALE_SEED = 0
 """ALE's own seed in every slot. Its RNG decides nothing (sticky actions are drawn here), but the
 snapshot keeps it, so a restore also resets it."""
 FIRE, NOOP = ale_py.Action.FIRE, ale_py.Action.NOOP
+RESIZE_CHUNK = 8
+"""Slots stepped between two resizes: their raw frames are still in cache when resized."""
 
 
 def area_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +174,19 @@ class SnapshotSlot:
         return float(max(-1, min(1, reward)) if o.reward_clipping else reward), ended
 
 
+def push(obs: np.ndarray, rows: Sequence[int], frames: np.ndarray, fresh: bool) -> None:
+    """Push ``frames`` (A, H, W) onto the stacks ``obs[rows]`` (oldest first); a ``fresh`` stack is zeros before it."""
+    rows = np.asarray(rows)
+    if fresh:
+        obs[rows] = 0
+    else:
+        obs[rows, :-1] = obs[rows, 1:]
+    obs[rows, -1] = frames
+
+
 class SnapshotSlots:
-    """The slots of one game: ``reset`` and ``step`` write stacked observations into ``obs`` (slots, stack, H, W)."""
+    """The slots of one game in this process: ``begin`` and ``advance`` give each slot's newest frame; ``reset``
+    and ``step`` push them onto stacked observations in ``obs`` (slots, stack, H, W)."""
 
     def __init__(self, rom: str, options: AtariOptions, max_steps: int):
         # max_steps: the drivers' common signature; here the EpisodeBook alone ends an episode at it
@@ -189,29 +202,50 @@ class SnapshotSlots:
         self.observation_space = gym.spaces.Box(0, 255, (options.frame_stack, size, size), np.uint8)
         self.action_space = gym.spaces.Discrete(len(self.slots[0].actions))
 
-    def _frames(self, slots: Sequence[int]) -> np.ndarray:
-        return self.resize(np.stack([self.slots[s].raw[0] for s in slots]))  # (A, size, size)
-
-    def reset(self, slots: Sequence[int], seeds: Sequence[int], obs: np.ndarray) -> None:
-        """Start each slot's episode from its seed (making the slots not made yet); first observations into ``obs``."""
-        if len(slots) == 0:
-            return
-        for slot, seed in zip(slots, seeds, strict=True):
+    def begin(self, slots: Sequence[int], seeds: Sequence[int]) -> np.ndarray:
+        """Start each slot's episode from its seed (making the slots it lacks); their first frames (A, size, size)."""
+        for slot in slots:
             while len(self.slots) <= slot:
                 self.slots.append(SnapshotSlot(loaded(self.rom), self.snapshot, self.options))
-            self.slots[slot].begin(int(seed))
-        rows = np.asarray(slots)
-        obs[rows] = 0
-        obs[rows, -1] = self._frames(slots)
+        return self._frames(slots, lambda k, slot: slot.begin(int(seeds[k])))
+
+    def advance(self, active: Sequence[int], actions: np.ndarray, rewards, ended) -> np.ndarray:
+        """Step exactly the ``active`` slots, one after another; their new frames (A, size, size)."""
+        actions = np.asarray(actions).reshape(-1)
+
+        def one(k: int, slot: SnapshotSlot) -> None:
+            rewards[k], ended[k] = slot.step(int(actions[k]))
+
+        return self._frames(active, one)
+
+    def _frames(self, slots: Sequence[int], run: Callable[[int, SnapshotSlot], None]) -> np.ndarray:
+        """``run(k, slot)`` for each of ``slots``, resizing every ``RESIZE_CHUNK`` new frames while they are in cache
+        (measured: 4.9 against 6.1 ms a step of 16 Pong slots resized all at once); the frames (A, size, size)."""
+        size = self.options.screen_size
+        frames = np.empty((len(slots), size, size), dtype=np.uint8)
+        for start in range(0, len(slots), RESIZE_CHUNK):
+            chunk = slots[start : start + RESIZE_CHUNK]
+            for k, slot in enumerate(chunk, start):
+                run(k, self.slots[slot])
+            frames[start : start + len(chunk)] = self.resize(np.stack([self.slots[s].raw[0] for s in chunk]))
+        return frames
+
+    def reset(self, slots: Sequence[int], seeds: Sequence[int], obs: np.ndarray) -> None:
+        """Start each slot's episode from its seed; first observations into ``obs`` (slots, stack, H, W)."""
+        if len(slots):
+            push(obs, slots, self.begin(slots, seeds), fresh=True)
+
+    lanes = 1
+    """Lanes ``run_jobs`` may overlap: none here, the slots step on the calling thread."""
+
+    def start(self, active: Sequence[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> Callable[[], None]:
+        """Step exactly the ``active`` slots now; push each new frame onto its stack in ``obs``. Nothing to wait for."""
+        push(obs, active, self.advance(active, actions, rewards, ended), fresh=False)
+        return lambda: None
 
     def step(self, active: Sequence[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> None:
-        """Step exactly the ``active`` slots, one after another; push each new frame onto its stack in ``obs``."""
-        actions = np.asarray(actions).reshape(-1)
-        for k, slot in enumerate(active):
-            rewards[k], ended[k] = self.slots[slot].step(int(actions[k]))
-        rows = np.asarray(active)
-        obs[rows, :-1] = obs[rows, 1:]
-        obs[rows, -1] = self._frames(active)
+        """Step exactly the ``active`` slots; push each new frame onto its stack in ``obs``."""
+        self.start(active, actions, obs, rewards, ended)
 
     def close(self) -> None:
         self.slots.clear()

@@ -18,7 +18,8 @@ the NEXT_STEP autoreset never fires, and no reset frame is ever counted. Measure
 steps/s as one 8- or 32-env vectorizer with 2 threads.
 
 ``resets=snapshot`` (opt-in) swaps these slots for ``evoboard.envs.ale_snapshot``'s: ALEInterface
-emulators driven from Python, each episode restored from one saved state instead of a ROM reload.
+emulators driven from Python, each episode restored from one saved state instead of a ROM reload,
+spread over ``env_processes`` worker processes (``evoboard.envs.ale_workers``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import functools
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,8 @@ class AtariOptions(EpisodeOptions):
     """Clip rewards to [-1, 1] (a DQN training device); off so fitness and scores are game points."""
     env_threads: int | None = bounded(None, ge=1)
     """Env steps in flight at once (each slot has one C++ worker); default: every running slot (reload only)."""
+    env_processes: int | None = bounded(None, ge=1)
+    """resets=snapshot only: processes that step the slots side by side (default: one per core; 1: the run's own)."""
     resets: str = "reload"
     """How an episode starts: reload (ale-py's vector env reloads the ROM, ~0.1 s) or snapshot (opt-in: ALEInterface
     slots restore one saved state, the episode's no-ops and sticky draws from its seed; docs/atari-speed.md)."""
@@ -193,8 +196,16 @@ class VectorSlots:
         for done in started:
             done.result()
 
-    def step(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> None:
-        """Step exactly the ``active`` slots, at most ``env_threads`` in flight; write obs in place."""
+    @property
+    def lanes(self) -> int:
+        """Lanes ``run_jobs`` may overlap: the emulators step on C++ threads unless ``env_threads`` windows them."""
+        return 1 if self.options.env_threads else 2
+
+    def start(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> Callable[[], None]:
+        """Send the ``active`` slots their actions; the function returned waits for them and writes obs in place.
+
+        With ``env_threads``, at most that many are in flight and the steps are done before this returns.
+        """
         window = self.options.env_threads or len(active)
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(-1)  # (A,)
 
@@ -206,8 +217,16 @@ class VectorSlots:
             if k >= window:
                 collect(k - window)
             self.slots[slot].ale.send(actions[k : k + 1], self._one)
-        for k in range(max(0, len(active) - window), len(active)):
-            collect(k)
+        waiting = range(max(0, len(active) - window), len(active))
+        if window < len(active):
+            for k in waiting:
+                collect(k)
+            return lambda: None
+        return lambda: [collect(k) for k in waiting] and None
+
+    def step(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> None:
+        """Step exactly the ``active`` slots, at most ``env_threads`` in flight; write obs in place."""
+        self.start(active, actions, obs, rewards, ended)()
 
     def close(self) -> None:
         if self._resetters is not None:
@@ -245,8 +264,14 @@ class AtariTask(Task):
         self.max_steps = options.step_budget
         if options.resets == "snapshot":
             from evoboard.envs.ale_snapshot import SnapshotSlots
+            from evoboard.envs.ale_workers import SnapshotWorkers, process_count
 
-            self._driver: VectorSlots | SnapshotSlots = SnapshotSlots(rom, options, self.max_steps)
+            processes = process_count(options)
+            self._driver: VectorSlots | SnapshotSlots | SnapshotWorkers = (
+                SnapshotWorkers(rom, options, self.max_steps, processes)
+                if processes > 1
+                else SnapshotSlots(rom, options, self.max_steps)
+            )
         else:
             self._driver = VectorSlots(rom, options, self.max_steps)
         self.observation_space = self._driver.observation_space
@@ -258,26 +283,27 @@ class AtariTask(Task):
         book = EpisodeBook(members, seeds, self.options, self.max_steps, elite_trace)
         slots = min(book.jobs, self.options.max_envs)
         obs = np.empty((slots, *self.observation_space.shape), dtype=np.uint8)  # (slots, stack, H, W)
-        rewards = np.zeros(slots)
-        ended = np.zeros(slots, dtype=bool)
 
         def reset_slots(refill: list[int], seeds: list[int]) -> None:
             self._driver.reset(refill, seeds, obs)  # makes the slots it lacks
 
         def step_slots(active: list[int], jobs: np.ndarray, actions: np.ndarray, valid: np.ndarray):
-            n = len(active)
-            actions = np.asarray(actions)  # (A,)
-            if valid.all():
-                self._driver.step(active, actions, obs, rewards, ended)
-                return rewards[:n], ended[:n]
+            # Fresh outcome arrays each call: another lane's step may be in flight meanwhile.
+            rewards, ended = np.zeros(len(active)), np.ones(len(active), dtype=bool)  # not stepped: 0, ended
             ok = np.flatnonzero(valid)  # a member with an invalid action is not stepped
-            sub_rewards, sub_ended = np.zeros(len(ok)), np.zeros(len(ok), dtype=bool)
-            self._driver.step(np.asarray(active)[ok].tolist(), actions[ok], obs, sub_rewards, sub_ended)
-            rewards[:n], ended[:n] = 0.0, True
-            rewards[ok], ended[ok] = sub_rewards, sub_ended
-            return rewards[:n], ended[:n]
+            if len(ok) == 0:
+                return rewards, ended
+            got_rewards, got_ended = np.zeros(len(ok)), np.zeros(len(ok), dtype=bool)
+            wait = self._driver.start([active[k] for k in ok], np.asarray(actions)[ok], obs, got_rewards, got_ended)
 
-        timings = run_jobs(book, slots, act, self.action_space, obs, reset_slots, step_slots)
+            def outcome() -> tuple[np.ndarray, np.ndarray]:
+                wait()
+                rewards[ok], ended[ok] = got_rewards, got_ended
+                return rewards, ended
+
+            return outcome
+
+        timings = run_jobs(book, slots, act, self.action_space, obs, reset_slots, step_slots, self._driver.lanes)
         result = book.result(self.frames_per_step)
         result.timings.update(timings)
         return result

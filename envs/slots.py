@@ -7,6 +7,12 @@ stepped or counted as a frame, and a vector env's ``NEXT_STEP`` autoreset never 
 deep-neuroevolution backfilled finished slots this way). A slot with no pending job left
 goes idle and is never stepped again.
 
+A task whose envs step off the run's thread (C++ threads, worker processes) can run its slots in
+``lanes``: slot ``s`` is in lane ``s % lanes``, and while one lane's envs step, the policy picks the
+next lane's actions, so the two overlap. Every rule of the book is per job and a member's actions do
+not depend on which others share its forward, so lanes change when things happen, not what: the
+same returns, steps and cuts as one lane (``tests/test_slots.py``, the golden runs).
+
 The task supplies only how to reset and step its slots; the loop works on Python lists and
 rebuilds the active set only when a job ends, since a CartPole step costs ~8 us.
 """
@@ -14,6 +20,7 @@ rebuilds the active set only when a job ends, since a CartPole step costs ~8 us.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -24,21 +31,39 @@ from evoboard.envs.episodes import EpisodeBook
 
 Reset = Callable[[list[int], list[int]], None]
 """(slots, episode seeds) -> None: reset each slot with its seed, its observation written in place."""
-Step = Callable[[list[int], np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""(active slots (A,), their jobs (A,), actions (A, ...), valid (A,)) -> rewards (A,), ended (A,).
+Outcome = tuple[np.ndarray, np.ndarray]
+"""rewards (A,), ended (A,) of one step of A slots."""
+Step = Callable[[list[int], np.ndarray, np.ndarray, np.ndarray], "Outcome | Callable[[], Outcome]"]
+"""(active slots (A,), their jobs (A,), actions (A, ...), valid (A,)) -> rewards (A,), ended (A,), or a
+function that waits for them (a step still in flight: the loop picks another lane's actions meanwhile).
 
-Observations are written in place; a slot whose action is not valid is not stepped (reward 0,
-ended), and a slot whose env raised is marked failed in the book (reward 0, ended)."""
+Observations are written in place by the time the outcome is known; a slot whose action is not valid is
+not stepped (reward 0, ended), and a slot whose env raised is marked failed in the book (reward 0, ended)."""
+
+
+class Pending:
+    """The jobs not started yet, shared by every lane: the next one is handed out first."""
+
+    def __init__(self, book: EpisodeBook, first: int):
+        self.jobs, self.next = book.jobs, first
+
+    def take(self) -> int:
+        """The next pending job, or -1 when none is left."""
+        if self.next >= self.jobs:
+            return -1
+        self.next += 1
+        return self.next - 1
 
 
 class Slots:
-    """Which job each slot runs; a freed slot takes the next pending job, in slot order."""
+    """Which job each of ``slots`` runs (slot s starts with job s); a freed slot takes the next pending job."""
 
-    def __init__(self, book: EpisodeBook, count: int):
+    def __init__(self, book: EpisodeBook, slots: int | list[int], pending: Pending | None = None):
         self.book = book
-        self.slot_job = list(range(count))  # job each slot runs; -1 once none is left for it
-        self.next_job = count  # the first pending job
-        self._refresh(list(self.slot_job))
+        slots = list(range(slots)) if isinstance(slots, int) else slots
+        self.pending = pending or Pending(book, len(slots))
+        self.slot_job = {slot: slot for slot in slots}  # job each slot runs; -1 once none is left for it
+        self._refresh(list(slots))
 
     def _refresh(self, active: list[int]) -> None:
         self.active = active  # slots holding a running job, in slot order
@@ -54,29 +79,40 @@ class Slots:
         slots, jobs = [], []
         for k in np.flatnonzero(over).tolist():
             slot = self.active[k]
-            if self.next_job < self.book.jobs:
-                self.slot_job[slot] = self.next_job
+            job = self.pending.take()
+            self.slot_job[slot] = job
+            if job >= 0:
                 slots.append(slot)
-                jobs.append(self.next_job)
-                self.next_job += 1
-            else:
-                self.slot_job[slot] = -1
+                jobs.append(job)
         self._refresh([slot for slot in self.active if self.slot_job[slot] >= 0])
         return slots, jobs
 
 
 def run_jobs(
-    book: EpisodeBook, count: int, act: Act, action_space: gym.Space, obs: np.ndarray, reset: Reset, step: Step
+    book: EpisodeBook,
+    count: int,
+    act: Act,
+    action_space: gym.Space,
+    obs: np.ndarray,
+    reset: Reset,
+    step: Step,
+    lanes: int = 1,
 ) -> dict[str, float]:
-    """Run every job of ``book`` on ``count`` slots whose observations live in ``obs`` (count, ...).
+    """Run every job of ``book`` on ``count`` slots whose observations live in ``obs`` (count, ...), in ``lanes``.
 
-    Returns the seconds spent in the policy, the env steps and the resets.
+    Returns the seconds spent in the policy, waiting for env steps (with lanes, the part the policy
+    did not hide) and in resets.
     """
-    slots = Slots(book, count)
+    lanes = max(1, min(lanes, count))
+    pending = Pending(book, count)
+    groups = [Slots(book, list(range(lane, count, lanes)), pending) for lane in range(lanes)]
     t0 = time.perf_counter()
-    reset(slots.active, [book.seed(j) for j in slots.slot_job])
+    reset(list(range(count)), [book.seed(j) for j in range(count)])
     t_reset, t_policy, t_env = time.perf_counter() - t0, 0.0, 0.0
-    while slots.active:
+    in_flight: deque = deque()
+
+    def launch(slots: Slots) -> None:
+        nonlocal t_policy, t_env
         jobs = slots.jobs
         t0 = time.perf_counter()
         actions = act(slots.member, obs[slots.rows])
@@ -85,9 +121,20 @@ def run_jobs(
         if not valid.all():  # a member with non-finite output fails alone; its env does not step
             for k in np.flatnonzero(~valid).tolist():
                 book.fail(int(jobs[k]), f"invalid action {actions[k]!r} (non-finite network output?)")
-        rewards, ended = step(slots.active, jobs, actions, valid)
-        t2 = time.perf_counter()
-        t_policy, t_env = t_policy + t1 - t0, t_env + t2 - t1
+        outcome = step(slots.active, jobs, actions, valid)
+        t_policy, t_env = t_policy + t1 - t0, t_env + time.perf_counter() - t1
+        in_flight.append((slots, jobs, outcome))
+
+    for slots in groups:
+        if slots.active:
+            launch(slots)
+    while in_flight:
+        slots, jobs, outcome = in_flight.popleft()
+        if callable(outcome):
+            t0 = time.perf_counter()
+            outcome = outcome()
+            t_env += time.perf_counter() - t0
+        rewards, ended = outcome
         over = book.update(jobs, rewards, ended)
         if over.any():
             refill, refill_jobs = slots.release(over)
@@ -95,4 +142,6 @@ def run_jobs(
                 t0 = time.perf_counter()
                 reset(refill, [book.seed(j) for j in refill_jobs])
                 t_reset += time.perf_counter() - t0
+        if slots.active:
+            launch(slots)
     return {"policy": t_policy, "env": t_env, "reset": t_reset}

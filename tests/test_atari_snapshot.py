@@ -12,6 +12,7 @@ from evoboard.suite.cli import main
 
 ale_py = pytest.importorskip("ale_py")
 from evoboard.envs.ale_snapshot import AreaResize, SnapshotSlots, area_taps  # noqa: E402  (needs ale_py)
+from evoboard.envs.ale_workers import SnapshotWorkers, process_count  # noqa: E402
 from tests.atari_common import RIGHTFIRE, make, pixel_policy  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def test_the_default_driver_is_still_the_vector_env():
 
 @pytest.mark.parametrize("settings", [{}, {"full_action_space": True}])
 def test_spaces_match_the_vector_env(settings):
-    vector, snapshot = make("Breakout", **settings), make("Breakout", resets="snapshot", **settings)
+    vector, snapshot = make("Breakout", **settings), make("Breakout", resets="snapshot", env_processes=1, **settings)
     try:
         assert isinstance(snapshot._driver, SnapshotSlots)
         assert snapshot.observation_space == vector.observation_space  # Box(0, 255, (4, 84, 84), uint8)
@@ -93,7 +94,7 @@ def test_without_randomness_the_frames_and_returns_are_the_vector_envs(fire_rese
             results[resets] = task.evaluate(recording(pixel_policy(6), frames[resets]), 3, [0])
         finally:
             task.close()
-    assert len(frames["snapshot"]) == len(frames["reload"]) == 120
+    assert len(frames["snapshot"]) == len(frames["reload"]) == 2 * 120  # two lanes
     for ours, theirs in zip(frames["snapshot"], frames["reload"], strict=True):
         assert ours.dtype == theirs.dtype == np.uint8
         np.testing.assert_array_equal(ours, theirs)  # frameskip, max-pool, area resize, stack, FIRE reset
@@ -199,3 +200,100 @@ def test_a_snapshot_run_records_its_driver(out_dir):
     row = leaderboard.read(out_dir).iloc[0]
     assert '"resets": "snapshot"' in row["config"]
     assert row["frames"] == 4 * (2 * 50 + 1 * 50 + 1 * 50)  # generation, elite re-evaluation, final score
+
+
+def by_member(frames: list) -> dict[int, list]:
+    """Each member's observations in the order it saw them, from ``recording``-style (members, obs) batches."""
+    seen: dict[int, list] = {}
+    for members, obs in frames:
+        for m, o in zip(members.tolist(), obs, strict=True):
+            seen.setdefault(m, []).append(o)
+    return seen
+
+
+def test_worker_processes_give_the_frames_and_returns_of_one_process():
+    """Slots spread over 2 or 3 worker processes, two lanes in flight: each member sees the same frames."""
+    act = pixel_policy(6)
+    seen, results = {}, {}
+    for processes in (1, 2, 3):
+        frames: list = []
+
+        def run(members, obs, frames=frames):
+            frames.append((members.copy(), obs.copy()))
+            return act(members, obs)
+
+        task = make("SpaceInvaders", max_steps=40, resets="snapshot", env_processes=processes, max_envs=5)
+        try:
+            assert isinstance(task._driver, SnapshotSlots if processes == 1 else SnapshotWorkers)
+            task.evaluate(act, 2, [3])  # the slots played before
+            results[processes] = task.evaluate(run, 4, [1, 2])  # 8 jobs queue for 5 slots
+        finally:
+            task.close()
+        seen[processes] = by_member(frames)
+    for processes in (2, 3):
+        np.testing.assert_array_equal(results[processes].returns, results[1].returns)
+        np.testing.assert_array_equal(results[processes].steps, results[1].steps)
+        for member, frames in seen[1].items():
+            np.testing.assert_array_equal(np.stack(seen[processes][member]), np.stack(frames))
+    assert len(np.unique(results[1].returns)) > 1
+
+
+def test_lanes_give_the_vector_envs_returns_of_one_lane():
+    """env_threads windows the vector env's steps (one lane); the default overlaps two lanes: the same episodes."""
+    act = pixel_policy(6)
+    results = {}
+    for threads in (None, 1):
+        task = make("SpaceInvaders", max_steps=40, env_threads=threads, max_envs=3)
+        try:
+            assert task._driver.lanes == (2 if threads is None else 1)
+            results[threads] = task.evaluate(act, 3, [1, 2])
+        finally:
+            task.close()
+    np.testing.assert_array_equal(results[None].returns, results[1].returns)
+    np.testing.assert_array_equal(results[None].steps, results[1].steps)
+
+
+def test_worker_processes_are_one_per_core_and_none_inside_a_daemonic_worker(monkeypatch):
+    import multiprocessing
+    import os
+
+    options = AtariOptions(resets="snapshot")
+    assert process_count(options) == len(os.sched_getaffinity(0))
+    assert process_count(AtariOptions(resets="snapshot", max_envs=1)) == 1
+    assert process_count(AtariOptions(resets="snapshot", env_processes=3)) == 3
+
+    class Daemonic:
+        daemon = True
+
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemonic())
+    assert process_count(options) == 1
+    with pytest.raises(ValueError, match=r"^env_processes=2 needs child processes.*set env_processes=1 there$"):
+        process_count(AtariOptions(resets="snapshot", env_processes=2))
+
+
+def test_a_dead_worker_is_a_one_line_error():
+    workers = SnapshotWorkers("pong", AtariOptions(resets="snapshot"), 27_000, 2)
+    obs = np.zeros((4, *workers.observation_space.shape), dtype=np.uint8)
+    try:
+        workers.reset([0, 1, 2, 3], [0, 1, 2, 3], obs)  # slots 0 and 1 in worker 0, 2 and 3 in worker 1
+        workers.processes[1].kill()
+        workers.processes[1].join()
+        with pytest.raises(RuntimeError, match=r"^snapshot env worker 1 died \(exit code -9\)$"):
+            workers.step([0, 1, 2, 3], np.zeros(4), obs, np.zeros(4), np.zeros(4, dtype=bool))
+    finally:
+        workers.close()
+
+
+def test_an_error_in_a_worker_is_raised_here_and_the_workers_go_on():
+    workers = SnapshotWorkers("pong", AtariOptions(resets="snapshot"), 27_000, 2)
+    obs = np.zeros((4, *workers.observation_space.shape), dtype=np.uint8)
+    rewards, ended = np.zeros(4), np.zeros(4, dtype=bool)
+    try:
+        workers.reset([0, 1, 2, 3], [0, 1, 2, 3], obs)
+        with pytest.raises(RuntimeError, match=r"^snapshot env worker: IndexError"):
+            workers.step([0, 1, 2, 3], np.array([0, 0, 99, 0]), obs, rewards, ended)  # Pong has 6 actions
+        before = obs.copy()
+        workers.step([0, 1, 2, 3], np.array([0, 1, 2, 3]), obs, rewards, ended)  # the replies stay in order
+        assert not np.array_equal(obs[:, :-1], before[:, :-1])  # the stacks moved on
+    finally:
+        workers.close()

@@ -118,6 +118,31 @@ def test_actor_plans_follow_every_change_of_the_active_set():
         np.testing.assert_array_equal(actor(scatter, obs), fresh(scatter, obs))
 
 
+def test_two_lanes_keep_their_own_plans():
+    """Slots stepped in two lanes alternate between two member sets: each keeps its plan (its gathered
+    parameters, its scattered calls left), so alternating costs no more than running each set alone."""
+    policy = make_policy("mlp", gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-2, 2, (1,)))
+    params = make_encoding("dense", policy).decode([(0, 100 + s) for s in range(8)])
+    actor = PopulationActor(policy, params, torch.device("cpu"))
+    even, odd = np.arange(0, 8, 2), np.arange(1, 8, 2)  # 4 of 8 each: scattered for 2 calls, then gathered
+    rng = np.random.default_rng(2)
+    for call in range(6):
+        for members in (even, odd):
+            obs = rng.normal(size=(4, 3)).astype(np.float32)
+            got = actor(members, obs)
+            want = policy.act(params.select(torch.as_tensor(members)), torch.as_tensor(obs)).numpy()
+            assert got.tobytes() == want.tobytes()
+            plan = actor._plans[members.tobytes()]
+            assert (plan.active is None) == (call < 2)
+    gathered = actor._plans[even.tobytes()].active
+    actor(odd, rng.normal(size=(4, 3)).astype(np.float32))
+    actor(even, rng.normal(size=(4, 3)).astype(np.float32))
+    assert actor._plans[even.tobytes()].active is gathered  # not gathered again after the other lane's call
+    for k in range(PopulationActor.PLANS + 1):  # more sets than it keeps: the oldest go
+        actor(np.array([k]), rng.normal(size=(1, 3)).astype(np.float32))
+    assert len(actor._plans) == PopulationActor.PLANS and even.tobytes() not in actor._plans
+
+
 @pytest.mark.parametrize("encoding", ["dense", "lowrank-perturb"])
 def test_a_scattered_set_that_lasts_switches_to_gathering_bit_for_bit(encoding):
     """Continuous actions, so every bit of the forward shows: scattered calls, then gathered ones."""
@@ -130,7 +155,7 @@ def test_a_scattered_set_that_lasts_switches_to_gathering_bit_for_bit(encoding):
     for _ in range(7):
         obs = rng.normal(size=(5, 3)).astype(np.float32)
         got = actor(members, obs)
-        ways.append("scatter" if actor._active is None else "gather")
+        ways.append("scatter" if actor._plans[members.tobytes()].active is None else "gather")
         want = policy.act(params.select(torch.as_tensor(members)), torch.as_tensor(obs)).numpy()
         assert got.tobytes() == want.tobytes()
         everyone = np.zeros((8, 3), dtype=np.float32)

@@ -98,11 +98,12 @@ def test_actor_runs_active_members_without_copying_weights_until_few_remain():
     full = policy.act(params, obs).numpy()  # (P,): the reference
     assert np.array_equal(actor(np.arange(P), obs.numpy()), full)  # everyone: the parameters as they are
     most = np.array([4, 0, 2])  # a majority, each once: scattered into a full batch, no gather
-    assert np.array_equal(actor(most, obs.numpy()[most]), full[most]) and actor._active is None
+    assert np.array_equal(actor(most, obs.numpy()[most]), full[most]) and actor._plans[most.tobytes()].active is None
     few = np.array([3, 1])  # a minority: gathered once, reused while the set stays the same
     assert np.array_equal(actor(few, obs.numpy()[few]), full[few])
-    gathered = actor._active
-    assert gathered.population == 2 and actor(few, obs.numpy()[few]) is not None and actor._active is gathered
+    gathered = actor._plans[few.tobytes()].active
+    assert gathered.population == 2 and actor(few, obs.numpy()[few]) is not None
+    assert actor._plans[few.tobytes()].active is gathered
     twice = np.array([1, 1, 3])  # one member in two episodes: must gather, not scatter
     assert np.array_equal(actor(twice, obs.numpy()[twice]), full[twice])
 

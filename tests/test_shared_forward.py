@@ -17,7 +17,7 @@ from evoboard.agents.layers import DenseLinear
 from evoboard.suite.settings import build_options
 
 SCREEN = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-SETTINGS = {"sparse": {"density": 0.01}, "lowrank-perturb": {"perturb_rank": 4}}
+SETTINGS = {"sparse": {"density": 0.01}, "lowrank-perturb": {"perturb_rank": 4}, "dense": {}, "lowrank": {"rank": 4}}
 
 
 def cnn(dtype: str = "float32"):
@@ -118,6 +118,19 @@ def test_bfloat16_forward_is_close_to_float32_and_converts_weights_once():
     assert params["fc"].cast(torch.bfloat16) is params["fc"].cast(torch.bfloat16)
     assert params["fc"].cast(torch.bfloat16).base.dtype == torch.bfloat16
     assert bf16.describe() == "nature_cnn(512,bfloat16)" and fp32.describe() == "nature_cnn(512)"
+
+
+@pytest.mark.parametrize("encoding", ["dense", "lowrank", "lowrank-perturb", "sparse"])
+def test_a_population_run_in_bfloat16_can_still_gather_members(encoding):
+    """The actor gathers a minority of members from the float32 forms the bf16 forward has cast (and cached)."""
+    bf16 = cnn("bfloat16")
+    params = children(encoding, bf16)
+    x = frames(32)
+    few = torch.tensor([3, 17, 30])
+    with torch.inference_mode():
+        whole = bf16.forward(params, x)  # casts every form, caching the bf16 copy on it
+        picked = bf16.forward(params.select(few), x[few])
+    assert torch.equal(picked, whole[few])
 
 
 def test_an_unknown_dtype_is_refused():

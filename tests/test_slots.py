@@ -43,3 +43,41 @@ def test_run_jobs_steps_each_job_exactly_its_length_and_resets_with_its_seed():
     assert ev.frames == ev.member_forwards == 24  # no step is taken for a finished or idle slot
     assert resets == [10] * 5 + [20] * 5  # job j resets with seeds[j // members]
     assert set(timings) == {"policy", "env", "reset"}
+
+
+def test_lanes_overlap_the_policy_with_steps_in_flight_and_give_the_same_book():
+    """Two lanes: lane 1's actions are picked while lane 0's step is in flight; every job steps as with one lane."""
+    members, seeds, length = 5, [10, 20], {0: 3, 1: 1, 2: 4, 3: 2, 4: 6}
+    events: list[str] = []
+
+    def run(lanes: int):
+        book = EpisodeBook(members, seeds, EpisodeOptions(), max_steps=100)
+        obs = np.zeros((4, 1), dtype=np.float32)
+
+        def act(m, o):
+            events.append(f"act {m.tolist()}")
+            return np.zeros(len(m), dtype=np.int64)
+
+        def step(active, jobs, actions, valid):
+            events.append(f"send {active}")
+            done = book.steps[jobs] + 1 >= np.array([length[j % members] for j in jobs.tolist()])
+            rewards = np.array([float(j % members) for j in jobs.tolist()])
+
+            def wait():
+                events.append(f"wait {active}")
+                return rewards, done
+
+            return wait
+
+        run_jobs(book, 4, act, gym.spaces.Discrete(2), obs, lambda slots, s: None, step, lanes)
+        return book.result(1)
+
+    one = run(1)
+    events.clear()
+    two = run(2)
+    assert events[:4] == ["act [0, 2]", "send [0, 2]", "act [1, 3]", "send [1, 3]"]  # lane 1 picked mid-flight
+    assert events[4] == "wait [0, 2]"
+    for field in ("returns", "steps", "cut"):
+        np.testing.assert_array_equal(getattr(two, field), getattr(one, field))
+    assert two.frames == one.frames == 2 * sum(length.values())
+    assert two.returns.tolist() == [[0, 0], [1, 1], [8, 8], [6, 6], [24, 24]]  # reward j % members per step

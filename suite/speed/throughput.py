@@ -9,11 +9,13 @@ Measured side by side in one process and one run (each pair alternates; medians)
 - EvoTorch's VecGymNE (optional: ``pip install 'evoboard[bench]'``) on the same task, P,
   episodes and network, and how many env steps it really took against how many it counted
   (a counting CartPole).
-- Pong at 1 and 2 torch threads (the emulators' C++ threads idle while the policy runs; the
-  first, untimed evaluation builds the emulator slots, whose ROM loads are not evaluation), and at
+- Pong at 1 and 2 torch threads (the slots step in two lanes, one lane's emulators on C++ threads while
+  the policy picks the other lane's actions; the first, untimed evaluation builds the emulator slots,
+  whose ROM loads are not evaluation), and at
   P=32, 1 thread, also with the CNN in bfloat16 (``--set dtype=bfloat16``); each row says the
   seeded resets' milliseconds per episode (a ROM reload each: docs/atari-speed.md), and at P=32, 1 thread,
-  also with the opt-in snapshot resets (``--set resets=snapshot``: no reload; the raw env stays the vector env);
+  also with the opt-in snapshot resets (``--set resets=snapshot``: no reload, the slots in one worker process
+  per core, two lanes overlapping the policy with the emulators; the raw env stays the vector env);
 - both cores: ``--backend processes`` with 2 worker processes on HalfCheetah, against the
   one-core raw env.
 Writes ``results/throughput.csv`` and ``results/throughput.md``.
@@ -214,13 +216,16 @@ def atari_rows(
     dtypes: tuple[str, ...] = ("float32",),
     task_settings: dict | None = None,
 ) -> list[dict]:
-    """Pong with each encoding's CNN at ``threads`` torch threads (ALE's threads idle while the policy runs),
+    """Pong with each encoding's CNN at ``threads`` torch threads (two lanes: the emulators of one step while the
+    policy runs the other's),
     at each of ``dtypes`` (the CNN's ``dtype``: bfloat16 is opt-in reduced precision). ``task_settings``: more
     Atari settings, as ``--set`` takes them (``{"resets": "snapshot"}``); the raw env stays the vector env."""
+    from evoboard.envs.ale_workers import process_count
     from evoboard.envs.atari import AtariOptions
 
     options = build_options(AtariOptions, {"max_steps": steps, "noop_max": 0, **(task_settings or {})})
     task = envs.make(f"ALE/{game.title()}-v5", options)
+    processes = process_count(options) if options.resets == "snapshot" else None
     evoboard_eval(task, population, "lowrank", {"rank": 1})  # untimed: builds the emulator slots once
     raws, rows = [], []
     torch.set_num_threads(threads)
@@ -234,6 +239,7 @@ def atari_rows(
             evo = medians(runs)
             rows.append({"task": f"ALE/{game.title()}-v5", "population": population, "encoding": encoding,
                          "device": device, "dtype": dtype, "torch_threads": threads, "resets": options.resets,
+                         "env_processes": processes,
                          "evoboard_steps_per_s": evo["steps_per_s"], **evo})  # fmt: skip
     raw = statistics.median(raws)
     for row in rows:
@@ -291,7 +297,7 @@ def markdown(table: pd.DataFrame) -> str:
               "reset ms/episode", "other s"]  # fmt: skip
     rows = [[r["task"], str(r["population"]), r["encoding"] + ("" if r["device"] == "cpu" else f" ({r['device']})")
              + ("" if r["dtype"] == "float32" else f", {r['dtype']}")
-             + (", snapshot resets" if r.get("resets") == "snapshot" else ""),
+             + (f", snapshot resets, {r['env_processes']:.0f} env processes" if r.get("resets") == "snapshot" else ""),
              r.get("members") or "children", steps_range(r), str(r["processes"]), str(r["torch_threads"]),
              f(r["raw_steps_per_s"]), f(r["evoboard_steps_per_s"]),
              f(r["ratio_vs_raw"], ".2f") + "x", f(r.get("evotorch_steps_per_s")), f(r.get("ratio_vs_evotorch"), ".2f"),
