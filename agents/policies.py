@@ -234,7 +234,7 @@ class PopulationActor:
     Numpy in gives numpy out (env actions); a tensor in gives a tensor out.
     """
 
-    PLANS = 4
+    PLANS = 8
 
     def __init__(self, policy: Policy, params: PopulationParams, device: torch.device):
         self.policy, self.params, self.device = policy, params, device

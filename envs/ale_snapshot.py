@@ -21,7 +21,8 @@ as a fixed linear map in float32 and rounds to nearest. It is not guaranteed bit
 OpenCV (summation and FMA may differ in the last bit, so a pixel can be one grey level apart);
 ``tests/test_atari_snapshot.py`` measures it against the vector env on the same frames.
 
-``ALEInterface.act`` holds the GIL, so the slots step one after another on the calling thread.
+``ALEInterface.act`` holds the GIL, so the slots step one after another on the calling thread;
+``evoboard.envs.ale_workers`` spreads them over worker processes.
 """
 
 from __future__ import annotations

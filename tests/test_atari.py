@@ -217,7 +217,7 @@ def test_a_pool_that_grows_while_resetting_gives_the_frames_of_a_fresh_one():
     finally:
         grown.close()
         fresh.close()
-    assert len(seen["grown"]) == len(seen["fresh"]) == 2 * 30  # two lanes, 30 steps each
+    assert len(seen["grown"]) == len(seen["fresh"]) == 30  # 5 slots: one lane (LANE_SLOTS)
     for (m, o), (m_ref, o_ref) in zip(seen["grown"], seen["fresh"], strict=True):
         np.testing.assert_array_equal(m, m_ref)
         np.testing.assert_array_equal(o, o_ref)  # every frame, from the first reset on

@@ -94,7 +94,7 @@ def test_without_randomness_the_frames_and_returns_are_the_vector_envs(fire_rese
             results[resets] = task.evaluate(recording(pixel_policy(6), frames[resets]), 3, [0])
         finally:
             task.close()
-    assert len(frames["snapshot"]) == len(frames["reload"]) == 2 * 120  # two lanes
+    assert len(frames["snapshot"]) == len(frames["reload"]) == 120  # 3 slots: one lane
     for ours, theirs in zip(frames["snapshot"], frames["reload"], strict=True):
         assert ours.dtype == theirs.dtype == np.uint8
         np.testing.assert_array_equal(ours, theirs)  # frameskip, max-pool, area resize, stack, FIRE reset
@@ -212,7 +212,7 @@ def by_member(frames: list) -> dict[int, list]:
 
 
 def test_worker_processes_give_the_frames_and_returns_of_one_process():
-    """Slots spread over 2 or 3 worker processes, two lanes in flight: each member sees the same frames."""
+    """Slots spread over 2 or 3 worker processes, four lanes in flight: each member sees the same frames."""
     act = pixel_policy(6)
     seen, results = {}, {}
     for processes in (1, 2, 3):
@@ -222,11 +222,11 @@ def test_worker_processes_give_the_frames_and_returns_of_one_process():
             frames.append((members.copy(), obs.copy()))
             return act(members, obs)
 
-        task = make("SpaceInvaders", max_steps=40, resets="snapshot", env_processes=processes, max_envs=5)
+        task = make("SpaceInvaders", max_steps=40, resets="snapshot", env_processes=processes, max_envs=16)
         try:
             assert isinstance(task._driver, SnapshotSlots if processes == 1 else SnapshotWorkers)
             task.evaluate(act, 2, [3])  # the slots played before
-            results[processes] = task.evaluate(run, 4, [1, 2])  # 8 jobs queue for 5 slots
+            results[processes] = task.evaluate(run, 8, [1, 2, 4])  # 24 jobs queue for 16 slots in 4 lanes
         finally:
             task.close()
         seen[processes] = by_member(frames)
@@ -243,10 +243,10 @@ def test_lanes_give_the_vector_envs_returns_of_one_lane():
     act = pixel_policy(6)
     results = {}
     for threads in (None, 1):
-        task = make("SpaceInvaders", max_steps=40, env_threads=threads, max_envs=3)
+        task = make("SpaceInvaders", max_steps=40, env_threads=threads, max_envs=8)
         try:
             assert task._driver.lanes == (2 if threads is None else 1)
-            results[threads] = task.evaluate(act, 3, [1, 2])
+            results[threads] = task.evaluate(act, 5, [1, 2])  # 10 jobs for 8 slots
         finally:
             task.close()
     np.testing.assert_array_equal(results[None].returns, results[1].returns)
@@ -273,13 +273,13 @@ def test_worker_processes_are_one_per_core_and_none_inside_a_daemonic_worker(mon
 
 def test_a_dead_worker_is_a_one_line_error():
     workers = SnapshotWorkers("pong", AtariOptions(resets="snapshot"), 27_000, 2)
-    obs = np.zeros((4, *workers.observation_space.shape), dtype=np.uint8)
+    obs = np.zeros((8, *workers.observation_space.shape), dtype=np.uint8)
     try:
-        workers.reset([0, 1, 2, 3], [0, 1, 2, 3], obs)  # slots 0 and 1 in worker 0, 2 and 3 in worker 1
+        workers.reset(list(range(8)), list(range(8)), obs)  # slots 0-3 in worker 0, 4-7 in worker 1
         workers.processes[1].kill()
         workers.processes[1].join()
         with pytest.raises(RuntimeError, match=r"^snapshot env worker 1 died \(exit code -9\)$"):
-            workers.step([0, 1, 2, 3], np.zeros(4), obs, np.zeros(4), np.zeros(4, dtype=bool))
+            workers.step(list(range(8)), np.zeros(8), obs, np.zeros(8), np.zeros(8, dtype=bool))
     finally:
         workers.close()
 

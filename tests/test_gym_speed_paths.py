@@ -139,7 +139,7 @@ def test_two_lanes_keep_their_own_plans():
     actor(even, rng.normal(size=(4, 3)).astype(np.float32))
     assert actor._plans[even.tobytes()].active is gathered  # not gathered again after the other lane's call
     for k in range(PopulationActor.PLANS + 1):  # more sets than it keeps: the oldest go
-        actor(np.array([k]), rng.normal(size=(1, 3)).astype(np.float32))
+        actor(np.array([k % 8, 7 - k // 8]), rng.normal(size=(2, 3)).astype(np.float32))
     assert len(actor._plans) == PopulationActor.PLANS and even.tobytes() not in actor._plans
 
 
