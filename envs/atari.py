@@ -75,7 +75,8 @@ class AtariOptions(EpisodeOptions):
     maxpool: bool = True
     """Max over the last two frames of a step, so flickering sprites stay visible."""
     fire_reset: bool = True
-    """Press FIRE after a reset in games that need it to start."""
+    """Press FIRE after each reset where the action set has FIRE (ale-py's ``use_fire_reset``), which games
+    such as Breakout need to start."""
     episodic_life: bool = False
     """End the episode at the first life lost; off: game over ends it (Machado et al. 2018)."""
     reward_clipping: bool = False
