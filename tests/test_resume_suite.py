@@ -60,7 +60,9 @@ def mid_run(out: Path, latest: int | None = None) -> bool:
 
 def start_bench(file: str, out: Path, jobs: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "evoboard", "bench", file, "--seeds", "2", "--out", str(out), "--jobs", jobs]
-    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: a background job of a shell (nohup ... &) starts with Ctrl-C ignored; so would the bench.
+    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def wait_for(condition, timeout: float = 120) -> None:
