@@ -36,6 +36,8 @@ import gymnasium as gym
 import numpy as np
 from ale_py import roms
 
+from evoboard.envs.slots import SlotDriver
+
 if TYPE_CHECKING:
     from evoboard.envs.atari import AtariOptions
 
@@ -185,9 +187,10 @@ def push(obs: np.ndarray, rows: Sequence[int], frames: np.ndarray, fresh: bool) 
     obs[rows, -1] = frames
 
 
-class SnapshotSlots:
-    """The slots of one game in this process: ``begin`` and ``advance`` give each slot's newest frame; ``reset``
-    and ``step`` push them onto stacked observations in ``obs`` (slots, stack, H, W)."""
+class SnapshotSlots(SlotDriver):
+    """The slots of one game in this process (one lane: they step on the calling thread): ``begin`` and ``advance``
+    give each slot's newest frame; ``reset`` and ``step`` push them onto stacked observations in ``obs``
+    (slots, stack, H, W)."""
 
     def __init__(self, rom: str, options: AtariOptions, max_steps: int):
         # max_steps: the drivers' common signature; here the EpisodeBook alone ends an episode at it
@@ -236,17 +239,10 @@ class SnapshotSlots:
         if len(slots):
             push(obs, slots, self.begin(slots, seeds), fresh=True)
 
-    lanes = 1
-    """Lanes ``run_jobs`` may overlap: none here, the slots step on the calling thread."""
-
     def start(self, active: Sequence[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> Callable[[], None]:
         """Step exactly the ``active`` slots now; push each new frame onto its stack in ``obs``. Nothing to wait for."""
         push(obs, active, self.advance(active, actions, rewards, ended), fresh=False)
         return lambda: None
-
-    def step(self, active: Sequence[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> None:
-        """Step exactly the ``active`` slots; push each new frame onto its stack in ``obs``."""
-        self.start(active, actions, obs, rewards, ended)
 
     def close(self) -> None:
         self.slots.clear()

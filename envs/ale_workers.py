@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evoboard.envs.ale_snapshot import SnapshotSlots, push
+from evoboard.envs.slots import SlotDriver
 
 if TYPE_CHECKING:
     from evoboard.envs.atari import AtariOptions
@@ -82,7 +83,7 @@ def _stop(processes: list, conns: list[Connection]) -> None:
             process.terminate()
 
 
-class SnapshotWorkers:
+class SnapshotWorkers(SlotDriver):
     """Snapshot slots over ``processes`` workers, the interface of ``SnapshotSlots``: ``reset`` and ``step``
     write stacked observations into ``obs`` (slots, stack, H, W)."""
 
@@ -172,10 +173,6 @@ class SnapshotWorkers:
         frames onto ``obs``."""
         receive = self._send("step", active, np.asarray(actions, dtype=np.int64))
         return lambda: push(obs, active, receive(rewards, ended), fresh=False)
-
-    def step(self, active: Sequence[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> None:
-        """Step exactly the ``active`` slots, each worker its share side by side; push the new frames onto ``obs``."""
-        self.start(active, actions, obs, rewards, ended)()
 
     def close(self) -> None:
         self._finalizer()

@@ -39,7 +39,7 @@ import numpy as np
 from evoboard.envs.atari_scores import REFERENCE_SCORES, human_normalized, normalization_blocker
 from evoboard.envs.base import Act, EpisodeOptions, Evaluation, Task
 from evoboard.envs.episodes import EpisodeBook
-from evoboard.envs.slots import run_jobs
+from evoboard.envs.slots import SlotDriver, run_jobs
 from evoboard.options import bounded
 
 TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
@@ -132,7 +132,7 @@ def task_ids() -> dict[str, str]:
     return {f"ALE/{game_name(rom)}-v5": rom for rom in shipped_roms() if rom not in TWO_PLAYER_ONLY}
 
 
-class VectorSlots:
+class VectorSlots(SlotDriver):
     """The default slots: one single-env ``AtariVectorEnv`` per slot, each job started by a seeded reset."""
 
     def __init__(self, rom: str, options: AtariOptions, max_steps: int):
@@ -223,16 +223,15 @@ class VectorSlots:
             if k >= window:
                 collect(k - window)
             self.slots[slot].ale.send(actions[k : k + 1], self._one)
-        waiting = range(max(0, len(active) - window), len(active))
-        if window < len(active):
-            for k in waiting:
-                collect(k)
-            return lambda: None
-        return lambda: [collect(k) for k in waiting] and None
 
-    def step(self, active: list[int], actions: np.ndarray, obs, rewards, ended) -> None:
-        """Step exactly the ``active`` slots, at most ``env_threads`` in flight; write obs in place."""
-        self.start(active, actions, obs, rewards, ended)()
+        def wait() -> None:
+            for k in range(max(0, len(active) - window), len(active)):
+                collect(k)
+
+        if window < len(active):  # windowed: done before returning
+            wait()
+            return lambda: None
+        return wait
 
     def close(self) -> None:
         if self._resetters is not None:
@@ -273,7 +272,7 @@ class AtariTask(Task):
             from evoboard.envs.ale_workers import SnapshotWorkers, process_count
 
             processes = process_count(options)
-            self._driver: VectorSlots | SnapshotSlots | SnapshotWorkers = (
+            self._driver: SlotDriver = (
                 SnapshotWorkers(rom, options, self.max_steps, processes)
                 if processes > 1
                 else SnapshotSlots(rom, options, self.max_steps)

@@ -20,6 +20,7 @@ rebuilds the active set only when a job ends, since a CartPole step costs ~8 us.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 
@@ -39,6 +40,31 @@ function that waits for them (a step still in flight: the loop picks another lan
 
 Observations are written in place by the time the outcome is known; a slot whose action is not valid is
 not stepped (reward 0, ended), and a slot whose env raised is marked failed in the book (reward 0, ended)."""
+
+
+class SlotDriver(ABC):
+    """Env slots a task resets and steps in place (the Atari drivers): ``start`` sends the active slots their
+    actions and returns the function that waits for them, so ``run_jobs`` can overlap up to ``lanes`` lanes."""
+
+    lanes = 1
+    """Lanes whose steps may be in flight at once: 1 where the slots step on the calling thread."""
+
+    @abstractmethod
+    def reset(self, slots: list[int], seeds: list[int], obs: np.ndarray) -> None:
+        """Start each slot's episode from its seed; its first observation into ``obs`` (making slots it lacks)."""
+
+    @abstractmethod
+    def start(self, active: list[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> Callable[[], None]:
+        """Send the ``active`` slots their actions; the function returned waits, writing ``obs``, ``rewards`` and
+        ``ended`` (A,)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop every emulator."""
+
+    def step(self, active: list[int], actions: np.ndarray, obs: np.ndarray, rewards, ended) -> None:
+        """Step exactly the ``active`` slots, observations into ``obs``, and wait for them."""
+        self.start(active, actions, obs, rewards, ended)()
 
 
 class Pending:
